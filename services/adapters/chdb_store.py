@@ -1,0 +1,117 @@
+"""`ChdbStore`: the Store on embedded ClickHouse (chDB), data on local disk.
+
+chDB holds its data path for one process (a second process opening it fails), so the
+embedded product runs in one process and CLI writes go through it. Within the process one
+session serves inserts and reads from several threads. Inserts are one ``JSONEachRow`` batch
+per call; ``insert_deduplication_token`` makes a retried batch a no-op.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from chdb import session as chdb_session
+
+from services.core.store import (
+    MIGRATIONS_TABLE,
+    Row,
+    StoreError,
+    load_migrations,
+)
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOKEN = re.compile(r"^[A-Za-z0-9:_.,-]{1,200}$")
+
+
+def ms_to_text(ms: int) -> str:
+    """Integer milliseconds as the ``seconds.millis`` text DateTime64(3) parses exactly."""
+    seconds, millis = divmod(int(ms), 1000)
+    return f"{seconds}.{millis:03d}"
+
+
+class ChdbStore:
+    def __init__(self, path: pathlib.Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._session = chdb_session.Session(str(path))
+        except Exception as exc:  # chDB raises plain RuntimeError subclasses
+            raise StoreError(f"cannot open chDB at {path}: {exc}") from exc
+        self._session.query("SET output_format_json_quote_64bit_integers = 0")
+        self._datetime_columns: dict[str, frozenset[str]] = {}
+        self._columns_lock = threading.Lock()
+        self.path = path
+
+    def describe(self) -> str:
+        return f"chdb {self.path}"
+
+    def migrate(self) -> list[str]:
+        self._run(MIGRATIONS_TABLE)
+        applied = {int(r["version"]) for r in self.query("SELECT version FROM schema_migrations")}
+        done = []
+        for migration in load_migrations():
+            if migration.version in applied:
+                continue
+            for statement in migration.statements:
+                self._run(statement)
+            self._run(
+                "INSERT INTO schema_migrations (version, name) VALUES "
+                f"({migration.version}, '{migration.name}')"
+            )
+            done.append(migration.name)
+        return done
+
+    def insert(self, table: str, rows: Sequence[Row], *, dedup_token: str = "") -> None:
+        if not rows:
+            return
+        if not _IDENT.match(table):
+            raise StoreError(f"bad table name {table!r}")
+        datetimes = self._datetime_columns_of(table)
+        lines = []
+        for row in rows:
+            if datetimes:
+                row = {k: (ms_to_text(v) if k in datetimes else v) for k, v in row.items()}
+            lines.append(orjson.dumps(row))
+        settings = ""
+        if dedup_token:
+            if not _TOKEN.match(dedup_token):
+                raise StoreError(f"bad deduplication token {dedup_token!r}")
+            settings = f" SETTINGS insert_deduplication_token = '{dedup_token}'"
+        self._run(f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n" + b"\n".join(lines).decode())
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        try:
+            result = self._session.query(sql, "JSON", params=dict(params or {}))
+        except Exception as exc:
+            raise StoreError(str(exc)) from exc
+        data = result.bytes()
+        if not data:
+            return []
+        rows: list[dict[str, Any]] = orjson.loads(data)["data"]
+        return rows
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _run(self, sql: str) -> None:
+        try:
+            self._session.query(sql)
+        except Exception as exc:
+            raise StoreError(str(exc)) from exc
+
+    def _datetime_columns_of(self, table: str) -> frozenset[str]:
+        with self._columns_lock:
+            if table not in self._datetime_columns:
+                described = self.query(
+                    "SELECT name, type FROM system.columns "
+                    "WHERE database = currentDatabase() AND table = {t:String}",
+                    {"t": table},
+                )
+                self._datetime_columns[table] = frozenset(
+                    r["name"] for r in described if r["type"].startswith("DateTime64")
+                )
+            return self._datetime_columns[table]

@@ -1,0 +1,172 @@
+"""`DiskQueueTransport`: the embedded default's queue, a SQLite table in WAL mode.
+
+Why SQLite: a well-kept embedded engine with a write-ahead log, in the standard library.
+`publish` returns only after the row is committed to the WAL, so an event answered 2xx
+survives ``kill -9`` of the process (an OS crash or power loss can still lose the last
+commits unless ``synchronous=FULL``; see docs/delivery.md). The queue is bounded: when
+``max_pending`` messages wait unconsumed, `publish` raises `TransportFull` and ingest
+answers 503. It has one partition (0), so all events keep their order, and one process uses
+it (like chDB, it belongs to the one-process embedded mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import sqlite3
+from collections.abc import Mapping
+
+from services.core.transport import (
+    AssignmentCallback,
+    Message,
+    TransportError,
+    TransportFull,
+)
+
+PARTITION = 0
+_PRUNE_EVERY_COMMITS = 20
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    offset INTEGER PRIMARY KEY AUTOINCREMENT,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_offsets (
+    grp TEXT PRIMARY KEY,
+    next_offset INTEGER NOT NULL
+);
+"""
+
+
+class DiskQueueTransport:
+    def __init__(self, path: pathlib.Path, max_pending: int) -> None:
+        self.path = path
+        self.max_pending = max_pending
+        self._db: sqlite3.Connection | None = None
+        self._head = 0  # offset the next published message will get
+        self._tail = 0  # lowest committed next-offset over all groups (what may be pruned)
+        self._arrived = asyncio.Event()
+
+    def describe(self) -> str:
+        return f"embedded disk queue {self.path}"
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process death
+        db.executescript(_SCHEMA)
+        self._db = db
+        (last,) = db.execute("SELECT COALESCE(MAX(offset), 0) FROM messages").fetchone()
+        (seq,) = db.execute(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0)"
+        ).fetchone()
+        self._head = max(last, seq) + 1
+        (low,) = db.execute("SELECT MIN(next_offset) FROM group_offsets").fetchone()
+        (first,) = db.execute("SELECT MIN(offset) FROM messages").fetchone()
+        self._tail = low if low is not None else (first if first is not None else self._head)
+
+    def pending(self) -> int:
+        return self._head - self._tail
+
+    async def publish(self, key: bytes, value: bytes) -> None:
+        db = self._require_open()
+        if self.pending() >= self.max_pending:
+            raise TransportFull(f"embedded queue holds {self.pending()} unconsumed events")
+        try:
+            cursor = db.execute("INSERT INTO messages (key, value) VALUES (?, ?)", (key, value))
+        except sqlite3.Error as exc:
+            raise TransportError(f"embedded queue write failed: {exc}") from exc
+        self._head = (cursor.lastrowid or self._head) + 1
+        self._arrived.set()
+
+    def consumer(
+        self, group: str, on_assigned: AssignmentCallback, on_revoked: AssignmentCallback
+    ) -> DiskQueueConsumer:
+        return DiskQueueConsumer(self, group, on_assigned, on_revoked)
+
+    async def stop(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _require_open(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise TransportError("embedded queue is not open")
+        return self._db
+
+    def _committed(self, group: str) -> int:
+        row = self._require_open().execute(
+            "SELECT next_offset FROM group_offsets WHERE grp = ?", (group,)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        (first,) = self._require_open().execute("SELECT MIN(offset) FROM messages").fetchone()
+        return int(first) if first is not None else self._head
+
+
+class DiskQueueConsumer:
+    def __init__(
+        self,
+        queue: DiskQueueTransport,
+        group: str,
+        on_assigned: AssignmentCallback,
+        on_revoked: AssignmentCallback,
+    ) -> None:
+        self._queue = queue
+        self._group = group
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        self._position = 0
+        self._commits = 0
+        self._assigned: frozenset[int] = frozenset()
+
+    async def start(self) -> None:
+        self._position = self._queue._committed(self._group)
+        self._assigned = frozenset({PARTITION})
+        await self._on_assigned(self._assigned)
+
+    def assignment(self) -> frozenset[int]:
+        return self._assigned
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        messages = self._read(max_records)
+        if messages:
+            return messages
+        self._queue._arrived.clear()
+        try:
+            await asyncio.wait_for(self._queue._arrived.wait(), timeout_s)
+        except TimeoutError:
+            return []
+        return self._read(max_records)
+
+    def _read(self, max_records: int) -> list[Message]:
+        rows = self._queue._require_open().execute(
+            "SELECT offset, key, value FROM messages WHERE offset >= ? ORDER BY offset LIMIT ?",
+            (self._position, max_records),
+        ).fetchall()
+        if rows:
+            self._position = rows[-1][0] + 1
+        return [Message(PARTITION, offset, key, value) for offset, key, value in rows]
+
+    async def commit(self, offsets: Mapping[int, int]) -> None:
+        if PARTITION not in offsets:
+            return
+        next_offset = offsets[PARTITION]
+        db = self._queue._require_open()
+        db.execute(
+            "INSERT INTO group_offsets (grp, next_offset) VALUES (?, ?) "
+            "ON CONFLICT(grp) DO UPDATE SET next_offset = excluded.next_offset",
+            (self._group, next_offset),
+        )
+        (low,) = db.execute("SELECT MIN(next_offset) FROM group_offsets").fetchone()
+        self._queue._tail = int(low)
+        self._commits += 1
+        if self._commits % _PRUNE_EVERY_COMMITS == 0:
+            db.execute("DELETE FROM messages WHERE offset < ?", (self._queue._tail,))
+
+    async def stop(self) -> None:
+        revoked, self._assigned = self._assigned, frozenset()
+        if revoked:
+            await self._on_revoked(revoked)

@@ -1,0 +1,1 @@
+"""The query API: parameterised ClickHouse SQL -> JSON for the dashboard."""

@@ -1,0 +1,188 @@
+"""The ``clickport`` command line (PRODUCT.md O4). Settings come from ``CLICKPORT_*``
+environment variables, read once here; flags override the few that have one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from services.core.settings import Settings, SettingsError, StoreKind
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"clickport: bad setting: {exc}", file=sys.stderr)
+        return 2
+    handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    try:
+        return handler(settings, args)
+    except CliError as exc:
+        print(f"clickport: {exc}", file=sys.stderr)
+        return 1
+
+
+class CliError(RuntimeError):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clickport", description="Outbound-link analytics: tracker, ingest, sessionizer, API.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="run everything in one process (embedded default)")
+    dev.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    dev.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    dev.set_defaults(handler=run_dev)
+
+    migrate = commands.add_parser("migrate", help="apply the ClickHouse migrations")
+    migrate.set_defaults(handler=run_migrate)
+
+    sites = commands.add_parser("sites", help="manage sites").add_subparsers(
+        dest="sites_command", required=True)
+    add = sites.add_parser("add", help="register a site and print its API key")
+    add.add_argument("domain")
+    add.add_argument("--timezone", default="UTC", help="IANA time zone for reports (default UTC)")
+    add.set_defaults(handler=run_sites_add)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create another key for a site")
+    create.add_argument("domain")
+    create.set_defaults(handler=run_keys_create)
+    revoke = keys.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key")
+    revoke.set_defaults(handler=run_keys_revoke)
+    return parser
+
+
+def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.embedded.app import build_embedded_app
+    from services.embedded.runtime import DataDirBusy, claim, publish_runtime
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    try:
+        lock = claim(settings.data_dir)
+    except DataDirBusy as exc:
+        raise CliError(str(exc)) from None
+    runtime = publish_runtime(settings.data_dir, host, port)
+    app = build_embedded_app(settings, runtime)
+
+    try:
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    finally:
+        lock.close()
+    return 0
+
+
+def _embedded_store(settings: Settings) -> Any:
+    from services.adapters.chdb_store import ChdbStore
+
+    store = ChdbStore(settings.data_dir / "chdb")
+    store.migrate()
+    return store
+
+
+def _via_running_dev(settings: Settings, path: str, method: str, body: dict[str, str]) -> Any:
+    """Send a write to the running ``clickport dev`` that holds the data directory."""
+    from services.embedded.runtime import read_runtime
+
+    runtime = read_runtime(settings.data_dir)
+    request = urllib.request.Request(
+        f"http://{runtime.host}:{runtime.port}{path}", data=json.dumps(body).encode(),
+        method=method, headers={"x-admin-token": runtime.admin_token,
+                                "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise CliError(json.loads(exc.read()).get("error", str(exc))) from None
+    except urllib.error.URLError as exc:
+        raise CliError(f"clickport dev holds {settings.data_dir} but did not answer: {exc}")
+
+
+def _write(settings: Settings, path: str, method: str, body: dict[str, str],
+           direct: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    from services.core.sites import SiteError
+    from services.embedded.runtime import is_claimed
+
+    if settings.store is StoreKind.CHDB and is_claimed(settings.data_dir):
+        result: dict[str, Any] = _via_running_dev(settings, path, method, body)
+        return result
+    store = _store_for(settings)
+    try:
+        return direct(store)
+    except SiteError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+
+
+def _store_for(settings: Settings) -> Any:
+    if settings.store is StoreKind.CHDB:
+        return _embedded_store(settings)
+    raise CliError("the ClickHouse server store is not available in this build yet")
+
+
+def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from services.embedded.runtime import is_claimed
+
+    if settings.store is StoreKind.CHDB and is_claimed(settings.data_dir):
+        print("clickport dev is running and has applied the migrations at start")
+        return 0
+    store = _store_for(settings)
+    try:
+        applied = store.migrate()
+    finally:
+        store.close()
+    print("applied: " + ", ".join(applied) if applied else "nothing to apply")
+    return 0
+
+
+def run_sites_add(settings: Settings, args: argparse.Namespace) -> int:
+    from services.core.sites import add_site
+
+    def direct(store: Any) -> dict[str, Any]:
+        site, key = add_site(store, args.domain, args.timezone)
+        return {"domain": site.domain, "timezone": site.timezone, "key": key}
+
+    result = _write(settings, "/admin/sites", "POST",
+                    {"domain": args.domain, "timezone": args.timezone}, direct)
+    print(f"site {result['domain']} ({result['timezone']})\napi key: {result['key']}")
+    return 0
+
+
+def run_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    from services.core.sites import create_key
+
+    result = _write(settings, "/admin/keys", "POST", {"domain": args.domain},
+                    lambda store: {"key": create_key(store, args.domain)})
+    print(f"api key: {result['key']}")
+    return 0
+
+
+def run_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from services.core.sites import revoke_key
+
+    result = _write(settings, "/admin/keys", "DELETE", {"key": args.key},
+                    lambda store: {"site": revoke_key(store, args.key)})
+    print(f"revoked a key of {result['site']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Session rules (PRODUCT.md S1-S4, G5) as one pure function:
+``apply_event(previous state, event, offset, goals) -> (new state, event row)``.
+
+Guarantees:
+- ``has_clicked`` and ``has_converted`` are sticky; ``is_bounce`` only ever goes 1 -> 0.
+- Bounce is the four-condition rule: at most one pageview, no outbound click, max scroll
+  under 25 %, visible time under 15 s. Every input to it only grows, so recomputing it on
+  every event can never turn an engaged session back into a bounce.
+- ``version`` is the transport offset of the last applied event: an event at or below it was
+  applied already (a replay after a crash) and `is_applied` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from services.core.event import Event
+from services.core.goals import Goal, matching_goals
+
+BOUNCE_MAX_PAGEVIEWS = 1
+BOUNCE_MAX_SCROLL = 25  # a bounce scrolled less than this
+BOUNCE_MAX_VISIBLE_MS = 15_000  # a bounce was visible less than this
+
+
+class SessionState(msgspec.Struct, frozen=True, gc=False):
+    site: str
+    sid: str
+    version: int
+    visitor_id: int
+    started_at: int  # ms since epoch
+    last_event_at: int
+    pageviews: int = 0
+    events: int = 0
+    entry_page: str = ""
+    exit_page: str = ""
+    referrer: str = ""
+    source: str = ""
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    device: str = ""
+    browser: str = ""
+    os: str = ""
+    country: str = ""
+    max_scroll: int = 0
+    visible_ms: int = 0
+    has_clicked: bool = False
+    has_converted: bool = False
+    goals: tuple[str, ...] = ()
+    is_bounce: bool = True
+
+    @property
+    def duration_seconds(self) -> int:
+        return self.visible_ms // 1000
+
+
+def is_bounce(pageviews: int, has_clicked: bool, max_scroll: int, visible_ms: int) -> bool:
+    return (
+        pageviews <= BOUNCE_MAX_PAGEVIEWS
+        and not has_clicked
+        and max_scroll < BOUNCE_MAX_SCROLL
+        and visible_ms < BOUNCE_MAX_VISIBLE_MS
+    )
+
+
+def is_applied(state: SessionState | None, offset: int) -> bool:
+    """True when the event at ``offset`` is already reflected in ``state`` (a replay)."""
+    return state is not None and offset <= state.version
+
+
+def new_session(event: Event, offset: int) -> SessionState:
+    return SessionState(
+        site=event.site,
+        sid=event.sid,
+        version=offset,
+        visitor_id=event.vid,
+        started_at=event.ts,
+        last_event_at=event.ts,
+        entry_page=event.path if event.kind == "pageview" else "",
+        referrer=event.referrer,
+        source=event.source,
+        utm_source=event.utm_source,
+        utm_medium=event.utm_medium,
+        utm_campaign=event.utm_campaign,
+        device=event.device,
+        browser=event.browser,
+        os=event.os,
+        country=event.country,
+    )
+
+
+def apply_event(
+    state: SessionState | None, event: Event, offset: int, goals: Sequence[Goal] = ()
+) -> tuple[SessionState, list[str]]:
+    """Apply one event; returns the new state and the ids of goals this event converted."""
+    current = state if state is not None else new_session(event, offset)
+    pageviews = current.pageviews + (event.kind == "pageview")
+    has_clicked = current.has_clicked or event.kind == "click"
+    max_scroll = max(current.max_scroll, event.scroll if event.kind == "engagement" else 0)
+    visible_ms = current.visible_ms + (event.visible_ms if event.kind == "engagement" else 0)
+    converted = [g.id for g in matching_goals(goals, event) if g.is_conversion]
+    new_goals = tuple(g for g in converted if g not in current.goals)
+    changes: dict[str, Any] = {
+        "version": offset,
+        "last_event_at": max(current.last_event_at, event.ts),
+        "events": current.events + 1,
+        "pageviews": pageviews,
+        "has_clicked": has_clicked,
+        "max_scroll": max_scroll,
+        "visible_ms": visible_ms,
+        "is_bounce": current.is_bounce
+        and is_bounce(pageviews, has_clicked, max_scroll, visible_ms),
+    }
+    if event.kind == "pageview":
+        changes["exit_page"] = event.path
+        if not current.entry_page:
+            changes["entry_page"] = event.path
+    if new_goals:
+        changes["goals"] = current.goals + new_goals
+        changes["has_converted"] = True
+    return msgspec.structs.replace(current, **changes), list(new_goals)

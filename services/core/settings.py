@@ -1,0 +1,147 @@
+"""One Settings object, read once from ``CLICKPORT_*`` environment variables.
+
+A bad value fails at start with a `SettingsError` naming the variable; secrets are masked in
+``repr``. Nothing reads the environment except `Settings.from_env`.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import pathlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+
+class TransportKind(enum.Enum):
+    MEMORY = "memory"  # the embedded on-disk queue (SQLite WAL) of the one-process default
+    KAFKA = "kafka"
+
+
+class StoreKind(enum.Enum):
+    CHDB = "chdb"
+    CLICKHOUSE = "clickhouse"
+
+
+class BotFilter(enum.Enum):
+    ON = "on"
+    OFF = "off"
+
+
+class SettingsError(ValueError):
+    """A CLICKPORT_* variable holds a value that cannot be used."""
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _enum(kind: type[E]) -> Callable[[str], E]:
+    def parse(raw: str) -> E:
+        try:
+            return kind(raw.strip().lower())
+        except ValueError:
+            choices = "|".join(str(m.value) for m in kind)
+            raise ValueError(f"expected one of {choices}") from None
+
+    return parse
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _float(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _secret(raw: str) -> str:
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting with its default. Field ``x`` is read from ``CLICKPORT_X``."""
+
+    data_dir: pathlib.Path = pathlib.Path(".clickport")
+    transport: TransportKind = TransportKind.MEMORY
+    store: StoreKind = StoreKind.CHDB
+    host: str = "127.0.0.1"
+    port: int = 8000
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic: str = "clickport.events"
+    kafka_group: str = "clickport-sessionizer"
+    kafka_partitions: int = 12
+    clickhouse_url: str = field(default="clickhouse://default:@127.0.0.1:9000/default", repr=False)
+    queue_max_pending: int = 1_000_000
+    batch_max_events: int = 5_000
+    batch_max_seconds: float = 1.0
+    session_idle_seconds: int = 1800
+    bot_filter: BotFilter = BotFilter.ON
+    rate_limit_per_minute: int = 60
+    trusted_proxies: tuple[str, ...] = ()
+    visitor_salt_secret: str = field(default="", repr=False)
+    max_body_bytes: int = 8192
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            secret = not f.repr
+            shown.append(f"{f.name}={'***' if secret and value else value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, parse in _PARSERS.items():
+            var = f"CLICKPORT_{name.upper()}"
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{var}={raw!r}: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "data_dir": pathlib.Path,
+    "transport": _enum(TransportKind),
+    "store": _enum(StoreKind),
+    "host": str,
+    "port": _int(0, 65535),
+    "kafka_bootstrap": str,
+    "kafka_topic": str,
+    "kafka_group": str,
+    "kafka_partitions": _int(1, 10_000),
+    "clickhouse_url": _secret,
+    "queue_max_pending": _int(1, 100_000_000),
+    "batch_max_events": _int(1, 1_000_000),
+    "batch_max_seconds": _float(0.01, 60.0),
+    "session_idle_seconds": _int(1, 7 * 86400),
+    "bot_filter": _enum(BotFilter),
+    "rate_limit_per_minute": _int(0, 10_000_000),
+    "trusted_proxies": _csv,
+    "visitor_salt_secret": _secret,
+    "max_body_bytes": _int(256, 1_048_576),
+}

@@ -1,0 +1,76 @@
+"""The Store seam: where events, sessions and configuration live.
+
+Implementations: `services.adapters.chdb_store.ChdbStore` (embedded, on local disk) and
+`services.adapters.clickhouse_store.ClickHouseStore` (a ClickHouse server over the native
+protocol). Both run the same numbered SQL files from ``schemas/migrations``. Rows are plain
+dicts whose timestamps are integer milliseconds; each Store converts them for its driver.
+Read queries bind parameters with ClickHouse's ``{name:Type}`` syntax, never by splicing.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+Row = Mapping[str, Any]
+
+
+class StoreError(RuntimeError):
+    """The Store could not do what was asked (unreachable, rejected the query, ...)."""
+
+
+class StoreUnavailable(StoreError):
+    """The Store cannot be reached right now; the caller may retry later."""
+
+
+class Store(Protocol):
+    def migrate(self) -> list[str]:
+        """Apply the migrations not applied yet; returns the names applied now."""
+        ...
+
+    def insert(self, table: str, rows: Sequence[Row], *, dedup_token: str = "") -> None:
+        """Insert rows in one batch. Retrying with the same token never writes twice."""
+        ...
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a read query with bound parameters; rows as dicts."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def load_migrations(directory: pathlib.Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The numbered migrations in order, each split into its statements."""
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if match is None:
+            raise StoreError(f"migration file name must look like 001_name.sql: {path.name}")
+        found.append(Migration(int(match.group(1)), path.name, split_statements(path.read_text())))
+    return found
+
+
+def split_statements(sql: str) -> tuple[str, ...]:
+    """Split a migration on ``;`` at line ends, dropping ``--`` comment lines."""
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return tuple(part.strip() for part in re.split(r";\s*(?:\n|$)", body) if part.strip())
+
+
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations
+(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
+ENGINE = MergeTree ORDER BY version
+"""

@@ -1,0 +1,223 @@
+"""`build_embedded_app`: the whole product in one Starlette app on the disk queue and chDB.
+
+Lifespan: open the Store and apply migrations, open the queue, load the sites, make sure the
+demo site exists, start the sessionizer and the site refresher; on shutdown stop the
+sessionizer (it flushes and commits), then close the queue and the Store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import pathlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from services.adapters.chdb_store import ChdbStore
+from services.adapters.disk_queue import DiskQueueTransport
+from services.api.app import api_routes
+from services.core import sites as site_rules
+from services.core.settings import BotFilter, Settings
+from services.embedded.runtime import Runtime, secret_file
+from services.ingest.app import IngestStats, ingest_routes
+from services.sessionizer.worker import Sessionizer
+
+log = logging.getLogger("clickport.embedded")
+DEMO_DOMAIN = "demo.localhost"
+DEMO_PAGE = (pathlib.Path(__file__).parent / "demo.html").read_text()
+SITES_REFRESH_SECONDS = 5.0
+
+
+@dataclass
+class Embedded:
+    """The parts of a running embedded app, for the CLI and tests."""
+
+    settings: Settings
+    store: ChdbStore
+    transport: DiskQueueTransport
+    known_sites: site_rules.KnownSites
+    ingest_stats: IngestStats
+    sessionizer: Sessionizer
+    demo_key: str = ""
+    runtime: Runtime | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = ChdbStore(data_dir / "chdb")
+    transport = DiskQueueTransport(data_dir / "queue.sqlite3", settings.queue_max_pending)
+    known = site_rules.KnownSites()
+    stats = IngestStats()
+    sessionizer = Sessionizer(
+        transport, store, group="embedded", batch_max_events=settings.batch_max_events,
+        batch_max_seconds=settings.batch_max_seconds, idle_seconds=settings.session_idle_seconds,
+    )
+    parts = Embedded(settings, store, transport, known, stats, sessionizer, runtime=runtime)
+    salt = settings.visitor_salt_secret.encode() or secret_file(data_dir, "visitor-salt.secret")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        applied = await asyncio.to_thread(store.migrate)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        await transport.start()
+        await asyncio.to_thread(known.reload, store)
+        parts.demo_key = await asyncio.to_thread(ensure_demo_site, store, data_dir)
+        known.add(DEMO_DOMAIN)
+        parts.tasks = [asyncio.create_task(sessionizer.run(), name="sessionizer"),
+                       asyncio.create_task(refresh_sites(known, store), name="sites")]
+        if runtime is not None:
+            print(banner(parts, runtime), flush=True)
+        try:
+            yield
+        finally:
+            sessionizer.stop()
+            await asyncio.wait([parts.tasks[0]], timeout=30)
+            parts.tasks[1].cancel()
+            await transport.stop()
+            store.close()
+
+    routes = [
+        *ingest_routes(
+            transport, known, max_body_bytes=settings.max_body_bytes,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            trusted_proxies=settings.trusted_proxies,
+            bot_filter=settings.bot_filter is BotFilter.ON, salt_secret=salt, stats=stats,
+        ),
+        *api_routes(store),
+        Route("/", lambda r: index_page(parts)),
+        Route("/demo", lambda r: HTMLResponse(DEMO_PAGE.replace("__DOMAIN__", DEMO_DOMAIN))),
+        Route("/go/{slug:path}", go_redirect),
+        Route("/gopher", lambda r: HTMLResponse("<p>Gophers live here. <a href='/demo'>Back</a>")),
+        Route("/healthz", lambda r: json({"status": "ok"})),
+        Route("/readyz", lambda r: readiness(parts)),
+        *admin_routes(parts),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.embedded = parts
+    return app
+
+
+def json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+def ensure_demo_site(store: ChdbStore, data_dir: pathlib.Path) -> str:
+    """The demo site exists with a key; the key is kept in the data dir to print each start."""
+    key_file = data_dir / "demo-key.txt"
+    if site_rules.get_site(store, DEMO_DOMAIN) is not None and key_file.exists():
+        return key_file.read_text().strip()
+    _, key = site_rules.add_site(store, DEMO_DOMAIN)
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    return key
+
+
+async def refresh_sites(known: site_rules.KnownSites, store: ChdbStore) -> None:
+    while True:
+        await asyncio.sleep(SITES_REFRESH_SECONDS)
+        try:
+            await asyncio.to_thread(known.reload, store)
+        except Exception:  # keep serving with the last list; the next round retries
+            log.exception("reloading sites failed")
+
+
+async def go_redirect(request: Request) -> Response:
+    """The demo site's own affiliate redirect: /go/<slug> -> an external shop."""
+    asin = request.query_params.get("asin", "")
+    target = f"https://www.amazon.com/dp/{asin}" if asin else "https://example.com/deal"
+    return RedirectResponse(target, 302)
+
+
+def banner(parts: Embedded, runtime: Runtime) -> str:
+    base = f"http://{runtime.host}:{runtime.port}"
+    return (
+        f"\nClickport is running (data in {parts.settings.data_dir.resolve()})\n"
+        f"  demo page:  {base}/demo   (site {DEMO_DOMAIN})\n"
+        f"  overview:   {base}/\n"
+        f"  tracker:    {base}/js/clickport.js\n"
+        f"  API key:    {parts.demo_key}\n"
+        f"  try:        curl -H 'x-api-key: {parts.demo_key}' "
+        f"'{base}/api/outbound-links?period=today'\n"
+    )
+
+
+def readiness(parts: Embedded) -> Response:
+    ready = parts.sessionizer.running
+    body = {
+        "ready": ready,
+        "mode": "embedded (chosen: one process, disk queue + chDB)",
+        "transport": parts.transport.describe(),
+        "store": parts.store.describe(),
+        "queue_pending": parts.transport.pending(),
+        "ingest": {"accepted": parts.ingest_stats.accepted,
+                   "dropped": dict(parts.ingest_stats.dropped),
+                   "rejected": dict(parts.ingest_stats.rejected)},
+        "sessionizer": parts.sessionizer.stats.__dict__,
+    }
+    return json(body, 200 if ready else 503)
+
+
+def index_page(parts: Embedded) -> Response:
+    base = "http://{}:{}".format(*(parts.runtime.host, parts.runtime.port)) if parts.runtime \
+        else ""
+    html = f"""<!doctype html><meta charset="utf-8"><title>Clickport</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto}}
+code{{background:#f0f4f8;padding:.1rem .3rem}}</style>
+<h1>Clickport is running</h1>
+<ul><li><a href="/demo">Demo page</a>: click its links.</li>
+<li><a href="/readyz">Readiness and counters</a></li></ul>
+<p>Outbound links for the demo site:</p>
+<pre><code>curl -H 'x-api-key: {parts.demo_key}' '{base}/api/outbound-links?period=today'</code></pre>"""
+    return HTMLResponse(html)
+
+
+def admin_routes(parts: Embedded) -> list[Route]:
+    """Loopback-only writes for CLI commands run while this process holds the data dir."""
+
+    def allowed(request: Request) -> bool:
+        token = request.headers.get("x-admin-token", "")
+        expected = parts.runtime.admin_token if parts.runtime else ""
+        return bool(expected) and hmac.compare_digest(token, expected)
+
+    async def sites_add(request: Request) -> Response:
+        if not allowed(request):
+            return json({"error": "forbidden"}, 403)
+        body = orjson.loads(await request.body())
+        try:
+            site, key = await asyncio.to_thread(
+                site_rules.add_site, parts.store, str(body.get("domain", "")),
+                str(body.get("timezone", "UTC")))
+        except site_rules.SiteError as exc:
+            return json({"error": str(exc)}, 400)
+        parts.known_sites.add(site.domain)
+        return json({"domain": site.domain, "timezone": site.timezone, "key": key})
+
+    async def keys(request: Request) -> Response:
+        if not allowed(request):
+            return json({"error": "forbidden"}, 403)
+        body = orjson.loads(await request.body())
+        try:
+            if request.method == "POST":
+                key = await asyncio.to_thread(site_rules.create_key, parts.store,
+                                              str(body.get("domain", "")))
+                return json({"key": key})
+            site = await asyncio.to_thread(site_rules.revoke_key, parts.store,
+                                           str(body.get("key", "")))
+            return json({"revoked": True, "site": site})
+        except site_rules.SiteError as exc:
+            return json({"error": str(exc)}, 400)
+
+    return [Route("/admin/sites", sites_add, methods=["POST"]),
+            Route("/admin/keys", keys, methods=["POST", "DELETE"])]

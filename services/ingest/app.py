@@ -1,0 +1,121 @@
+"""The ingest HTTP surface: ``POST /api/event`` and the tracker script.
+
+The hot path is one Starlette route with no middleware stack: read at most
+``max_body_bytes``, decode, run the steps, publish, answer. Errors are translated once here:
+bad input 400 naming the field, oversize 413, queue unavailable 503; never 5xx for bad input.
+CORS is open on these routes only (any site may post beacons).
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import time
+from collections import Counter
+from collections.abc import Callable, Container
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from services.core.beacon import BeaconError, decode_beacon
+from services.core.event import encode_event
+from services.core.transport import Transport, TransportError
+from services.ingest.limits import DailySalt, RateLimiter, client_ip
+from services.ingest.steps import Context, Drop, Incoming, process
+
+log = logging.getLogger("clickport.ingest")
+TRACKER_FILE = pathlib.Path(__file__).resolve().parents[2] / "tracker" / "clickport.js"
+CORS = {"access-control-allow-origin": "*", "access-control-allow-methods": "POST, OPTIONS",
+        "access-control-allow-headers": "content-type", "access-control-max-age": "86400"}
+ACCEPTED = b'{"ok":true}'
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class IngestStats:
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.published = 0
+        self.rejected: Counter[str] = Counter()  # 400/413 by field
+        self.dropped: Counter[str] = Counter()  # by reason
+        self.unavailable = 0
+
+
+def _json(status: int, body: dict[str, object], extra: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, {**CORS, **(extra or {})},
+                    media_type="application/json")
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+def ingest_routes(
+    transport: Transport,
+    known_sites: Container[str],
+    *,
+    max_body_bytes: int,
+    rate_limit_per_minute: int,
+    trusted_proxies: tuple[str, ...],
+    bot_filter: bool,
+    salt_secret: bytes,
+    stats: IngestStats,
+    now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+) -> list[Route]:
+    limiter = RateLimiter(rate_limit_per_minute)
+    context = Context(known_sites, DailySalt(salt_secret), limiter.allow, bot_filter)
+
+    async def post_event(request: Request) -> Response:
+        try:
+            body = await read_limited(request, max_body_bytes)
+            beacon = decode_beacon(body)
+        except BodyTooLarge:
+            stats.rejected["body_too_large"] += 1
+            return _json(413, {"error": "body too large", "limit_bytes": max_body_bytes})
+        except BeaconError as exc:
+            stats.rejected[exc.field or "body"] += 1
+            return _json(400, {"error": "invalid beacon", "field": exc.field,
+                               "detail": str(exc)})
+        peer = request.client.host if request.client else ""
+        ip = client_ip(peer, request.headers.get("x-forwarded-for"), trusted_proxies)
+        item = Incoming(beacon, ip, request.headers.get("user-agent", ""), now_ms())
+        result = process(item, context)
+        if isinstance(result, Drop):
+            stats.dropped[result.reason] += 1
+            return _json(202, {"ok": True, "dropped": result.reason})
+        try:
+            await transport.publish(result.sid.encode(), encode_event(result))
+        except TransportError as exc:
+            stats.unavailable += 1
+            log.warning("publish failed, answering 503: %s", exc)
+            return _json(503, {"error": "event queue unavailable, retry later"},
+                         {"retry-after": "5"})
+        stats.accepted += 1
+        stats.published += 1
+        return Response(ACCEPTED, 202, CORS, media_type="application/json")
+
+    async def preflight(request: Request) -> Response:
+        return Response(b"", 204, CORS)
+
+    async def tracker(request: Request) -> Response:
+        return FileResponse(TRACKER_FILE, media_type="text/javascript",
+                            headers={"cache-control": "public, max-age=300",
+                                     "access-control-allow-origin": "*"})
+
+    return [
+        Route("/api/event", post_event, methods=["POST"]),
+        Route("/api/event", preflight, methods=["OPTIONS"]),
+        Route("/js/clickport.js", tracker, methods=["GET", "HEAD"]),
+    ]

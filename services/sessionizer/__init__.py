@@ -1,0 +1,1 @@
+"""The sessionizer service: consumes events, keeps per-tab session state, writes batches."""

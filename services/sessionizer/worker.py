@@ -1,0 +1,224 @@
+"""The consumer loop: poll -> apply events to session state -> batch-write -> commit.
+
+Delivery (docs/delivery.md has the argument):
+- Offsets are committed only after the batch's event rows and then its session rows are in
+  the Store. A crash before the commit replays the batch.
+- A replayed event at or below its session's stored ``version`` is skipped; one above it is
+  applied again to the reloaded (older) state, giving the same state and the same event row,
+  whose ``event_id`` collapses in the ReplacingMergeTree. So a replay changes nothing.
+- A failed write is retried with backoff while consumption pauses; nothing is dropped.
+- On revoke or shutdown: flush, commit, then forget the partitions' sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from services.core.event import Event, decode_event
+from services.core.goals import GOALS_QUERY, Goal, goal_from_row
+from services.core.rows import event_row, session_row
+from services.core.session import apply_event, is_applied
+from services.core.store import Store, StoreError
+from services.core.transport import Consumer, Message, Transport
+from services.sessionizer.state import SessionKey, SessionTable, load_sessions
+
+log = logging.getLogger("clickport.sessionizer")
+
+GOALS_REFRESH_SECONDS = 5.0  # G5: goal changes reach every sessionizer within 10 s
+_RETRY_FIRST, _RETRY_MAX = 0.2, 10.0
+
+
+@dataclass
+class SessionizerStats:
+    consumed: int = 0
+    replayed_skipped: int = 0
+    corrupt: int = 0
+    events_written: int = 0
+    sessions_written: int = 0
+    inserts: int = 0
+    last_batch_size: int = 0
+    last_insert_seconds: float = 0.0
+    store_retries: int = 0
+
+
+@dataclass
+class _Batch:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    sessions: dict[SessionKey, dict[str, Any]] = field(default_factory=dict)
+    next_offsets: dict[int, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def empty(self) -> bool:
+        return not self.next_offsets
+
+
+def content_token(prefix: str, ids: Iterable[str]) -> str:
+    """A deduplication token from the batch's content, not its offsets: offsets restart
+    when a topic or queue is recreated, and a reused token would silently drop a batch."""
+    digest = hashlib.blake2b(digest_size=16)
+    for item in ids:
+        digest.update(item.encode())
+        digest.update(b"\0")
+    return prefix + digest.hexdigest()
+
+
+class Sessionizer:
+    def __init__(
+        self,
+        transport: Transport,
+        store: Store,
+        *,
+        group: str,
+        batch_max_events: int,
+        batch_max_seconds: float,
+        idle_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self.store = store
+        self.group = group
+        self.batch_max_events = batch_max_events
+        self.batch_max_seconds = batch_max_seconds
+        self.sessions = SessionTable(idle_seconds)
+        self.stats = SessionizerStats()
+        self.goals: Sequence[Goal] = ()
+        self._goals_loaded_at = -1e9
+        self._clock = clock
+        self._batch = _Batch()
+        self._consumer: Consumer | None = None
+        self._stopping = asyncio.Event()
+        self.running = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        consumer = self.transport.consumer(self.group, self._on_assigned, self._on_revoked)
+        self._consumer = consumer
+        await consumer.start()
+        self.running = True
+        try:
+            while not self._stopping.is_set():
+                await self._refresh_goals()
+                room = self.batch_max_events - len(self._batch.events)
+                messages = await consumer.poll(max(room, 1), timeout_s=0.1)
+                if messages:
+                    await self._apply(messages)
+                if self._batch_due():
+                    await self.flush()
+                    self.sessions.evict_idle()
+            await self.flush()
+        finally:
+            self.running = False
+            await consumer.stop()
+
+    def _batch_due(self) -> bool:
+        if self._batch.empty():
+            return False
+        full = len(self._batch.events) >= self.batch_max_events
+        return full or self._clock() - self._batch.started >= self.batch_max_seconds
+
+    async def _refresh_goals(self) -> None:
+        if self._clock() - self._goals_loaded_at < GOALS_REFRESH_SECONDS:
+            return
+        try:
+            rows = await asyncio.to_thread(self.store.query, GOALS_QUERY)
+        except StoreError as exc:
+            log.warning("goals refresh failed, keeping %d goals: %s", len(self.goals), exc)
+            return
+        self.goals = tuple(goal_from_row(r) for r in rows)
+        self._goals_loaded_at = self._clock()
+
+    async def _apply(self, messages: list[Message]) -> None:
+        decoded: list[tuple[Message, Event]] = []
+        for message in messages:
+            try:
+                decoded.append((message, decode_event(message.value)))
+            except msgspec.DecodeError:
+                # Ingest wrote it, so this is a bug or corruption: count it loudly; the
+                # offset still advances so one bad message cannot stop the pipeline.
+                self.stats.corrupt += 1
+                log.error("corrupt message at %d/%d skipped", message.partition, message.offset)
+                self._advance(message)
+        missing = self.sessions.missing((e.site, e.sid) for _, e in decoded)
+        if missing:
+            loaded = await self._with_retry(lambda: load_sessions(self.store, missing))
+            for key, state in loaded.items():
+                self.sessions.put(key, self.sessions_partition(decoded, key), state)
+        for message, event in decoded:
+            self._apply_one(message, event)
+
+    @staticmethod
+    def sessions_partition(decoded: list[tuple[Message, Event]], key: SessionKey) -> int:
+        for message, event in decoded:
+            if (event.site, event.sid) == key:
+                return message.partition
+        return 0
+
+    def _apply_one(self, message: Message, event: Event) -> None:
+        key = (event.site, event.sid)
+        state = self.sessions.get(key)
+        self.stats.consumed += 1
+        self._advance(message)
+        if is_applied(state, message.offset):
+            self.stats.replayed_skipped += 1
+            return
+        new_state, converted = apply_event(state, event, message.offset, self.goals)
+        self.sessions.put(key, message.partition, new_state)
+        self._batch.events.append(event_row(event, converted))
+        self._batch.sessions[key] = session_row(new_state)
+
+    def _advance(self, message: Message) -> None:
+        self._batch.next_offsets[message.partition] = message.offset + 1
+
+    async def flush(self) -> None:
+        """Write the batch (events, then sessions) and commit its offsets."""
+        batch, self._batch = self._batch, _Batch()
+        if batch.empty():
+            return
+        started = time.perf_counter()
+        if batch.events:
+            await self._with_retry(
+                lambda: self.store.insert("events", batch.events, dedup_token=content_token(
+                    "e", (r["event_id"] for r in batch.events)))
+            )
+        if batch.sessions:
+            rows = list(batch.sessions.values())
+            token = content_token("s", (f"{r['session_id']}@{r['version']}" for r in rows))
+            await self._with_retry(
+                lambda: self.store.insert("sessions", rows, dedup_token=token)
+            )
+        self.stats.last_insert_seconds = time.perf_counter() - started
+        self.stats.inserts += bool(batch.events) + bool(batch.sessions)
+        self.stats.events_written += len(batch.events)
+        self.stats.sessions_written += len(batch.sessions)
+        self.stats.last_batch_size = len(batch.events)
+        if self._consumer is not None:
+            await self._consumer.commit(batch.next_offsets)
+
+    async def _with_retry(self, work: Callable[[], Any]) -> Any:
+        delay = _RETRY_FIRST
+        while True:
+            try:
+                return await asyncio.to_thread(work)
+            except StoreError as exc:
+                self.stats.store_retries += 1
+                log.warning("store write failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+
+    async def _on_assigned(self, partitions: frozenset[int]) -> None:
+        log.info("assigned partitions %s", sorted(partitions))
+
+    async def _on_revoked(self, partitions: frozenset[int]) -> None:
+        await self.flush()
+        self.sessions.drop_partitions(partitions)
+        log.info("revoked partitions %s", sorted(partitions))
