@@ -112,7 +112,8 @@ def _via_running_dev(settings: Settings, path: str, method: str, body: dict[str,
     except urllib.error.HTTPError as exc:
         raise CliError(json.loads(exc.read()).get("error", str(exc))) from None
     except urllib.error.URLError as exc:
-        raise CliError(f"clickport dev holds {settings.data_dir} but did not answer: {exc}")
+        raise CliError(
+            f"clickport dev holds {settings.data_dir} but did not answer: {exc}") from None
 
 
 def _write(settings: Settings, path: str, method: str, body: dict[str, str],

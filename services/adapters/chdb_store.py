@@ -81,7 +81,8 @@ class ChdbStore:
             if not _TOKEN.match(dedup_token):
                 raise StoreError(f"bad deduplication token {dedup_token!r}")
             settings = f" SETTINGS insert_deduplication_token = '{dedup_token}'"
-        self._run(f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n" + b"\n".join(lines).decode())
+        data = b"\n".join(lines).decode()
+        self._run(f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n{data}")
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         try:

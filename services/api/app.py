@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.api import queries
+from services.api.periods import PeriodError, resolve_period
 from services.core import sites as site_rules
 from services.core.store import Store, StoreError
 from services.core.urls import strip_www
-from services.api import queries
-from services.api.periods import PeriodError, resolve_period
 
 KEY_CACHE_SECONDS = 30.0
 
@@ -97,6 +97,8 @@ def api_routes(store: Store, now: Callable[[], dt.datetime] | None = None) -> li
             rows = await run(queries.OUTBOUND_URLS, params)
         else:
             rows = await run(queries.OUTBOUND_DOMAINS, params)
+        for row in rows:
+            del row["example"]
         return json_response({"site": site.domain, "results": rows})
 
     return [Route("/api/outbound-links", _guard(outbound_links), methods=["GET"])]

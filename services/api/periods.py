@@ -58,8 +58,7 @@ def resolve_period(
     if name in ("7d", "30d", "90d"):
         return _local(tomorrow - dt.timedelta(days=int(name[:-1])), tomorrow, zone)
     if name == "12m":
-        year_ago = tomorrow - dt.timedelta(days=366 if _leap_span(tomorrow) else 365)
-        return _local(year_ago, tomorrow, zone)
+        return _local(_year_before(tomorrow), tomorrow, zone)
     if name == "all":
         return Period(EPOCH, _local(tomorrow, tomorrow, zone).end)
     raise PeriodError(f"unknown period {name!r}; use one of {', '.join(PERIODS)} or from/to")
@@ -78,11 +77,10 @@ def _local(first: dt.date, last: dt.date, zone: zoneinfo.ZoneInfo) -> Period:
     return Period(start, end)
 
 
-def _leap_span(day: dt.date) -> bool:
-    """True when the year before ``day`` contains a 29 February."""
-    back = day - dt.timedelta(days=365)
-    return any(
-        (dt.date(y, 2, 28) + dt.timedelta(days=1)).day == 29
-        and back < dt.date(y, 3, 1) <= day
-        for y in (back.year, day.year)
-    )
+
+def _year_before(day: dt.date) -> dt.date:
+    """The same calendar date a year earlier; 29 February maps to 1 March."""
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:
+        return dt.date(day.year - 1, 3, 1)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from services.core.store import Store
 
 KEY_PREFIX = "ck_"
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^localhost$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^localhost$"
+)
 
 
 class SiteError(ValueError):

@@ -179,7 +179,8 @@ code{{background:#f0f4f8;padding:.1rem .3rem}}</style>
 <ul><li><a href="/demo">Demo page</a>: click its links.</li>
 <li><a href="/readyz">Readiness and counters</a></li></ul>
 <p>Outbound links for the demo site:</p>
-<pre><code>curl -H 'x-api-key: {parts.demo_key}' '{base}/api/outbound-links?period=today'</code></pre>"""
+<pre><code>curl -H 'x-api-key: {parts.demo_key}' \\
+  '{base}/api/outbound-links?period=today'</code></pre>"""
     return HTMLResponse(html)
 
 

@@ -1,0 +1,40 @@
+"""Small builders for beacons and events used across the suites."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import uuid
+from typing import Any
+
+from services.core.event import Event
+
+_ids = itertools.count(1)
+
+
+def new_sid() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def pageview(sid: str, url: str = "https://example.com/", domain: str = "example.com",
+             **extra: Any) -> dict[str, Any]:
+    return {"t": "p", "d": domain, "u": url, "sid": sid, **extra}
+
+
+def click(sid: str, dest: str, text: str = "link", domain: str = "example.com",
+          url: str = "https://example.com/", **extra: Any) -> dict[str, Any]:
+    return {"t": "c", "d": domain, "u": url, "sid": sid, "cu": dest, "ct": text,
+            "ck": "primary", **extra}
+
+
+def engagement(sid: str, scroll: int, visible_ms: int, domain: str = "example.com",
+               url: str = "https://example.com/") -> dict[str, Any]:
+    return {"t": "e", "d": domain, "u": url, "sid": sid, "sd": scroll, "vt": visible_ms}
+
+
+def event(kind: str = "pageview", sid: str = "s" * 22, site: str = "example.com",
+          ts: int = 1_700_000_000_000, **fields: Any) -> Event:
+    defaults: dict[str, Any] = {"url": "https://example.com/", "path": "/"}
+    defaults.update(fields)
+    return Event(id=uuid.uuid4().hex, site=site, sid=sid, ts=ts, kind=kind,  # type: ignore[arg-type]
+                 **defaults)

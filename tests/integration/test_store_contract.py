@@ -1,0 +1,64 @@
+"""The Store contract, run against every Store available: chDB always; a ClickHouse server
+when one is reachable (see conftest `stores`)."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.core.store import Store, load_migrations
+
+
+def event_row(event_id: str, **overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "site_id": "example.com", "timestamp": 1_764_280_747_607, "name": "click",
+        "session_id": "s1", "event_id": event_id, "visitor_id": 18446744073709551615,
+        "url": "https://example.com/", "path": "/", "click_domain": "stripe.com",
+        "meta_keys": ["click_url", "click_text"], "meta_values": ["https://stripe.com/", "x"],
+    }
+    row.update(overrides)
+    return row
+
+
+def test_migrate_is_idempotent(store: Store) -> None:
+    assert store.migrate() == []
+    tables = {r["name"] for r in store.query("SELECT name FROM system.tables "
+                                              "WHERE database = currentDatabase()")}
+    assert {"events", "sessions", "sites", "api_keys", "goals", "schema_migrations"} <= tables
+    applied = store.query("SELECT count() AS n FROM schema_migrations")[0]["n"]
+    assert applied == len(load_migrations())
+
+
+def test_rows_round_trip_with_exact_values(store: Store) -> None:
+    text = "it's a \"quote\" \\ back\\slash, ünïcödé, {braces} -- ; DROP TABLE events"
+    store.insert("events", [event_row(uuid.uuid4().hex, meta_values=["https://s.com/", text])])
+    rows = store.query(
+        "SELECT toUnixTimestamp64Milli(timestamp) AS ms, visitor_id, meta_values[2] AS text "
+        "FROM events WHERE meta_values[2] = {t:String}", {"t": text})
+    assert rows == [{"ms": 1_764_280_747_607, "visitor_id": 18446744073709551615, "text": text}]
+
+
+def test_a_retried_batch_with_the_same_token_is_written_once(store: Store) -> None:
+    batch = [event_row(uuid.uuid4().hex, session_id="tok") for _ in range(3)]
+    for _ in range(3):
+        store.insert("events", batch, dedup_token="e-test-token-1")
+    assert store.query("SELECT count() AS n FROM events WHERE session_id = 'tok'")[0]["n"] == 3
+
+
+def test_a_replayed_event_id_is_counted_once_with_final(store: Store) -> None:
+    event_id = uuid.uuid4().hex
+    store.insert("events", [event_row(event_id, session_id="rep")])
+    store.insert("events", [event_row(event_id, session_id="rep"),
+                            event_row(uuid.uuid4().hex, session_id="rep")])
+    rows = store.query("SELECT count() AS n FROM events FINAL WHERE session_id = 'rep'")
+    assert rows[0]["n"] == 2
+
+
+def test_sessions_final_shows_the_latest_version(store: Store) -> None:
+    base = {"site_id": "example.com", "started_at": 1_764_280_000_000, "session_id": "v",
+            "last_event_at": 1_764_280_000_000, "pageviews": 1, "has_clicked": 0, "is_bounce": 1}
+    store.insert("sessions", [{**base, "version": 7, "has_clicked": 1, "is_bounce": 0}])
+    store.insert("sessions", [{**base, "version": 5}])
+    store.insert("sessions", [{**base, "version": 7, "has_clicked": 1, "is_bounce": 0}])
+    rows = store.query("SELECT version, has_clicked, is_bounce FROM sessions FINAL "
+                       "WHERE session_id = {s:String}", {"s": "v"})
+    assert rows == [{"version": 7, "has_clicked": 1, "is_bounce": 0}]

@@ -1,0 +1,73 @@
+"""S2-S4 and G5: one test per rule."""
+
+from __future__ import annotations
+
+from helpers import event
+
+from services.core.goals import Condition, Goal
+from services.core.session import SessionState, apply_event
+
+
+def run(*events_: object, goals: tuple[Goal, ...] = ()) -> SessionState:
+    state = None
+    for offset, item in enumerate(events_, start=1):
+        state, _ = apply_event(state, item, offset, goals)  # type: ignore[arg-type]
+    assert state is not None
+    return state
+
+
+def test_a_single_pageview_is_a_bounce() -> None:
+    state = run(event("pageview"))
+    assert state.is_bounce and state.pageviews == 1 and not state.has_clicked
+
+
+def test_bounce_flips_to_zero_on_the_first_outbound_click() -> None:
+    state = run(event("pageview"), event("click", click_url="https://a.com/", click_domain="a.com"))
+    assert state.has_clicked and not state.is_bounce
+
+
+def test_bounce_flips_on_15_seconds_of_visible_time() -> None:
+    assert run(event("pageview"), event("engagement", visible_ms=14_999)).is_bounce
+    assert not run(event("pageview"), event("engagement", visible_ms=15_000)).is_bounce
+
+
+def test_visible_time_adds_up_across_engagement_beacons() -> None:
+    state = run(event("pageview"), event("engagement", visible_ms=8_000),
+                event("engagement", visible_ms=7_000))
+    assert state.visible_ms == 15_000 and state.duration_seconds == 15 and not state.is_bounce
+
+
+def test_bounce_flips_on_a_second_pageview() -> None:
+    state = run(event("pageview", path="/a"), event("pageview", path="/b"))
+    assert not state.is_bounce
+    assert (state.entry_page, state.exit_page) == ("/a", "/b")
+
+
+def test_bounce_flips_on_scroll_25() -> None:
+    assert run(event("pageview"), event("engagement", scroll=24)).is_bounce
+    assert not run(event("pageview"), event("engagement", scroll=25)).is_bounce
+
+
+def test_bounce_never_flips_back() -> None:
+    state = run(event("pageview"), event("engagement", scroll=80), event("engagement", scroll=0))
+    assert not state.is_bounce and state.max_scroll == 80
+
+
+def test_has_clicked_is_sticky() -> None:
+    state = run(event("click", click_url="https://a.com/"), event("pageview"), event("pageview"))
+    assert state.has_clicked
+
+
+def test_a_matching_conversion_goal_sets_has_converted_once() -> None:
+    goal = Goal(id="g1", site="example.com", name="Stripe", type="click",
+                conditions=(Condition("domain", "equals", "STRIPE.com"),))
+    click = event("click", click_url="https://stripe.com/", click_domain="stripe.com")
+    state = run(event("pageview"), click, click, goals=(goal,))
+    assert state.has_converted and state.goals == ("g1",)
+
+
+def test_replayed_offsets_are_recognised() -> None:
+    from services.core.session import is_applied
+
+    state = run(event("pageview"), event("pageview"))
+    assert is_applied(state, 2) and not is_applied(state, 3) and not is_applied(None, 1)
