@@ -1,7 +1,7 @@
-"""The API's SQL. The example URL and text come from one row, the domain's latest click
-(ties broken by event id), so they always belong together. Every value is a bound ``{name:Type}`` parameter; only fixed fragments
+"""The API's SQL. Every value is a bound ``{name:Type}`` parameter; only fixed fragments
 chosen by code are ever joined into the text. Every query starts its WHERE with the site and
-the time range, the first columns of the tables' sort keys."""
+the time range, the first columns of the tables' sort keys. The example URL and text come
+from one row, the domain's latest click (ties broken by event id), so they belong together."""
 
 from __future__ import annotations
 

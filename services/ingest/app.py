@@ -8,6 +8,8 @@ CORS is open on these routes only (any site may post beacons).
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import logging
 import pathlib
 import time
@@ -16,7 +18,7 @@ from collections.abc import Callable, Container
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from services.core.beacon import BeaconError, decode_beacon
@@ -26,7 +28,7 @@ from services.ingest.limits import DailySalt, RateLimiter, client_ip
 from services.ingest.steps import Context, Drop, Incoming, process
 
 log = logging.getLogger("clickport.ingest")
-TRACKER_FILE = pathlib.Path(__file__).resolve().parents[2] / "tracker" / "clickport.js"
+TRACKER_DIR = pathlib.Path(__file__).resolve().parents[2] / "tracker"
 CORS = {"access-control-allow-origin": "*", "access-control-allow-methods": "POST, OPTIONS",
         "access-control-allow-headers": "content-type", "access-control-max-age": "86400"}
 ACCEPTED = b'{"ok":true}'
@@ -43,6 +45,28 @@ class IngestStats:
         self.rejected: Counter[str] = Counter()  # 400/413 by field
         self.dropped: Counter[str] = Counter()  # by reason
         self.unavailable = 0
+
+
+class TrackerAsset:
+    """The tracker script, read and gzipped once: the minified build (``npm run size`` in
+    tracker/ writes it) when present, else the readable source."""
+
+    def __init__(self, directory: pathlib.Path = TRACKER_DIR) -> None:
+        built = directory / "dist" / "clickport.min.js"
+        self.path = built if built.is_file() else directory / "clickport.js"
+        self.body = self.path.read_bytes()
+        self.gzipped = gzip.compress(self.body, 9)
+        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
+
+    def response(self, request: Request) -> Response:
+        headers = {"cache-control": "public, max-age=300", "etag": self.etag,
+                   "access-control-allow-origin": "*", "vary": "accept-encoding"}
+        if request.headers.get("if-none-match") == self.etag:
+            return Response(b"", 304, headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(self.gzipped, 200, {**headers, "content-encoding": "gzip"},
+                            media_type="text/javascript")
+        return Response(self.body, 200, headers, media_type="text/javascript")
 
 
 def _json(status: int, body: dict[str, object], extra: dict[str, str] | None = None) -> Response:
@@ -109,10 +133,10 @@ def ingest_routes(
     async def preflight(request: Request) -> Response:
         return Response(b"", 204, CORS)
 
+    asset = TrackerAsset()
+
     async def tracker(request: Request) -> Response:
-        return FileResponse(TRACKER_FILE, media_type="text/javascript",
-                            headers={"cache-control": "public, max-age=300",
-                                     "access-control-allow-origin": "*"})
+        return asset.response(request)
 
     return [
         Route("/api/event", post_event, methods=["POST"]),
