@@ -111,7 +111,7 @@ class Sessionizer:
                 room = self.batch_max_events - len(self._batch.events)
                 messages = await consumer.poll(max(room, 1), timeout_s=0.1)
                 if messages:
-                    await self._apply(messages)
+                    await self.handle(messages)
                 if self._batch_due():
                     await self.flush()
                     self.sessions.evict_idle()
@@ -137,7 +137,8 @@ class Sessionizer:
         self.goals = tuple(goal_from_row(r) for r in rows)
         self._goals_loaded_at = self._clock()
 
-    async def _apply(self, messages: list[Message]) -> None:
+    async def handle(self, messages: list[Message]) -> None:
+        """Apply polled messages to session state and add their rows to the open batch."""
         decoded: list[tuple[Message, Event]] = []
         for message in messages:
             try:
@@ -148,20 +149,18 @@ class Sessionizer:
                 self.stats.corrupt += 1
                 log.error("corrupt message at %d/%d skipped", message.partition, message.offset)
                 self._advance(message)
-        missing = self.sessions.missing((e.site, e.sid) for _, e in decoded)
+        partition_of = {(e.site, e.sid): m.partition for m, e in decoded}
+        missing = self.sessions.missing(partition_of)
         if missing:
             loaded = await self._with_retry(lambda: load_sessions(self.store, missing))
             for key, state in loaded.items():
-                self.sessions.put(key, self.sessions_partition(decoded, key), state)
+                self.sessions.put(key, partition_of[key], state)
         for message, event in decoded:
             self._apply_one(message, event)
 
-    @staticmethod
-    def sessions_partition(decoded: list[tuple[Message, Event]], key: SessionKey) -> int:
-        for message, event in decoded:
-            if (event.site, event.sid) == key:
-                return message.partition
-        return 0
+    def refresh_goals_soon(self) -> None:
+        """Reload goals on the next loop turn (the API calls this after a goal changes)."""
+        self._goals_loaded_at = -1e9
 
     def _apply_one(self, message: Message, event: Event) -> None:
         key = (event.site, event.sid)
