@@ -3,7 +3,6 @@ broker (tests/kafka_broker.py) and Debian's Chromium; see tests/README.md."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 
@@ -11,13 +10,6 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-
-
-def require_or_skip(env_var: str, reason: str) -> None:
-    """Skip with a reason that says how to get the component, or fail when CI requires it."""
-    if os.environ.get(env_var) == "1":
-        pytest.fail(f"{reason} ({env_var}=1 turns this skip into a failure)")
-    pytest.skip(reason)
 
 
 @pytest.fixture

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 import uuid
 from typing import Any
 
+import pytest
+
 from services.core.event import Event
+
+
+def require_or_skip(env_var: str, reason: str) -> None:
+    """Skip with a reason that says how to get the component, or fail when CI requires it
+    (``CLICKPORT_REQUIRE_KAFKA=1``, ``CLICKPORT_REQUIRE_BROWSER=1``)."""
+    if os.environ.get(env_var) == "1":
+        pytest.fail(f"{reason} ({env_var}=1 turns this skip into a failure)")
+    pytest.skip(reason)
 
 _ids = itertools.count(1)
 

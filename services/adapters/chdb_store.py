@@ -34,6 +34,16 @@ def ms_to_text(ms: int) -> str:
     return f"{seconds}.{millis:03d}"
 
 
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r",
+                          "\0": "\\0"})
+
+
+def escape_param(value: Any) -> Any:
+    """chDB parses a bound String in ClickHouse's escaped text format, so ``a\\b`` would
+    arrive as a backspace and a tab would end the value: escape what that format escapes."""
+    return value.translate(_ESCAPES) if isinstance(value, str) else value
+
+
 class ChdbStore:
     def __init__(self, path: pathlib.Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -85,8 +95,9 @@ class ChdbStore:
         self._run(f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n{data}")
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        bound = {name: escape_param(value) for name, value in (params or {}).items()}
         try:
-            result = self._session.query(sql, "JSON", params=dict(params or {}))
+            result = self._session.query(sql, "JSON", params=bound)
         except Exception as exc:
             raise StoreError(str(exc)) from exc
         data = result.bytes()

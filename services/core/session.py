@@ -95,14 +95,16 @@ def new_session(event: Event, offset: int) -> SessionState:
 def apply_event(
     state: SessionState | None, event: Event, offset: int, goals: Sequence[Goal] = ()
 ) -> tuple[SessionState, list[str]]:
-    """Apply one event; returns the new state and the ids of goals this event converted."""
+    """Apply one event; returns the new state and the ids of every goal the event matched
+    (conversion goals or not: the event row records them all, for the timeline). Only
+    conversion goals set ``has_converted`` and join the session's ``goals``."""
     current = state if state is not None else new_session(event, offset)
     pageviews = current.pageviews + (event.kind == "pageview")
     has_clicked = current.has_clicked or event.kind == "click"
     max_scroll = max(current.max_scroll, event.scroll if event.kind == "engagement" else 0)
     visible_ms = current.visible_ms + (event.visible_ms if event.kind == "engagement" else 0)
-    converted = [g.id for g in matching_goals(goals, event) if g.is_conversion]
-    new_goals = tuple(g for g in converted if g not in current.goals)
+    matched = matching_goals(goals, event)
+    new_goals = tuple(g.id for g in matched if g.is_conversion and g.id not in current.goals)
     changes: dict[str, Any] = {
         "version": offset,
         "last_event_at": max(current.last_event_at, event.ts),
@@ -121,4 +123,4 @@ def apply_event(
     if new_goals:
         changes["goals"] = current.goals + new_goals
         changes["has_converted"] = True
-    return msgspec.structs.replace(current, **changes), list(new_goals)
+    return msgspec.structs.replace(current, **changes), [g.id for g in matched]

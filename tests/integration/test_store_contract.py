@@ -62,3 +62,9 @@ def test_sessions_final_shows_the_latest_version(store: Store) -> None:
     rows = store.query("SELECT version, has_clicked, is_bounce FROM sessions FINAL "
                        "WHERE session_id = {s:String}", {"s": "v"})
     assert rows == [{"version": 7, "has_clicked": 1, "is_bounce": 0}]
+
+
+def test_bound_strings_arrive_exactly(store: Store) -> None:
+    for value in ["a\\b", "tab\there", "line\nbreak", "\\", "end\\", "nul\0x", "{x:String}",
+                  "' OR 1=1 --", "ü€😀"]:
+        assert store.query("SELECT {v:String} AS v", {"v": value}) == [{"v": value}]
