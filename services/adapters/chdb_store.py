@@ -2,8 +2,9 @@
 
 chDB holds its data path for one process (a second process opening it fails), so the
 embedded product runs in one process and CLI writes go through it. Within the process one
-session serves inserts and reads from several threads. Inserts are one ``JSONEachRow`` batch
-per call; ``insert_deduplication_token`` makes a retried batch a no-op.
+session serves inserts and reads from several threads, one statement at a time (a lock:
+concurrent parameterised queries lose their parameters). Inserts are one ``JSONEachRow``
+batch per call; ``insert_deduplication_token`` makes a retried batch a no-op.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class ChdbStore:
         self._session.query("SET output_format_json_quote_64bit_integers = 0")
         self._datetime_columns: dict[str, frozenset[str]] = {}
         self._columns_lock = threading.Lock()
+        # One statement at a time: concurrent parameterised queries on one chDB session lose
+        # their parameters ("Substitution `s` is not set"), seen with two threads.
+        self._session_lock = threading.Lock()
         self.path = path
 
     def describe(self) -> str:
@@ -97,7 +101,8 @@ class ChdbStore:
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         bound = {name: escape_param(value) for name, value in (params or {}).items()}
         try:
-            result = self._session.query(sql, "JSON", params=bound)
+            with self._session_lock:
+                result = self._session.query(sql, "JSON", params=bound)
         except Exception as exc:
             raise StoreError(str(exc)) from exc
         data = result.bytes()
@@ -107,11 +112,13 @@ class ChdbStore:
         return rows
 
     def close(self) -> None:
-        self._session.close()
+        with self._session_lock:  # waits for a statement still running in another thread
+            self._session.close()
 
     def _run(self, sql: str) -> None:
         try:
-            self._session.query(sql)
+            with self._session_lock:
+                self._session.query(sql)
         except Exception as exc:
             raise StoreError(str(exc)) from exc
 

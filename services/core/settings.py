@@ -7,6 +7,7 @@ A bad value fails at start with a `SettingsError` naming the variable; secrets a
 from __future__ import annotations
 
 import enum
+import ipaddress
 import os
 import pathlib
 from collections.abc import Callable, Mapping
@@ -67,12 +68,35 @@ def _float(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def _networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated IPs or CIDRs, each checked so a typo fails at start."""
+    found = _csv(raw)
+    for item in found:
+        ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+    return found
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
 def _secret(raw: str) -> str:
     return raw
+
+
+def _file(raw: str) -> pathlib.Path:
+    path = pathlib.Path(raw)
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
+
+
+def _path_prefixes(raw: str) -> tuple[str, ...]:
+    prefixes = _csv(raw)
+    for prefix in prefixes:
+        if not prefix.startswith("/"):
+            raise ValueError(f"each path must start with '/': {prefix!r}")
+    return prefixes
 
 
 @dataclass(frozen=True)
@@ -98,6 +122,8 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     visitor_salt_secret: str = field(default="", repr=False)
     max_body_bytes: int = 8192
+    geoip_db: pathlib.Path | None = None  # a MaxMind .mmdb; none = no country (I2)
+    excluded_paths: tuple[str, ...] = ()  # page path prefixes whose beacons are dropped
 
     def __repr__(self) -> str:
         shown = []
@@ -141,7 +167,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "session_idle_seconds": _int(1, 7 * 86400),
     "bot_filter": _enum(BotFilter),
     "rate_limit_per_minute": _int(0, 10_000_000),
-    "trusted_proxies": _csv,
+    "trusted_proxies": _networks,
     "visitor_salt_secret": _secret,
     "max_body_bytes": _int(256, 1_048_576),
+    "geoip_db": _file,
+    "excluded_paths": _path_prefixes,
 }

@@ -29,6 +29,7 @@ from services.core import sites as site_rules
 from services.core.settings import BotFilter, Settings
 from services.embedded.runtime import Runtime, secret_file
 from services.ingest.app import IngestStats, ingest_routes
+from services.ingest.salts import SaltBook
 from services.sessionizer.worker import Sessionizer
 
 log = logging.getLogger("clickport.embedded")
@@ -47,6 +48,7 @@ class Embedded:
     known_sites: site_rules.KnownSites
     ingest_stats: IngestStats
     sessionizer: Sessionizer
+    salts: SaltBook | None = None
     demo_key: str = ""
     runtime: Runtime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -65,18 +67,22 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> St
     )
     parts = Embedded(settings, store, transport, known, stats, sessionizer, runtime=runtime)
     salt = settings.visitor_salt_secret.encode() or secret_file(data_dir, "visitor-salt.secret")
+    salts = SaltBook(store, pepper=salt)  # daily random salts in the Store (docs/ingest.md)
+    parts.salts = salts
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         applied = await asyncio.to_thread(store.migrate)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
+        await salts.refresh()
         await transport.start()
         await asyncio.to_thread(known.reload, store)
         parts.demo_key = await asyncio.to_thread(ensure_demo_site, store, data_dir)
         known.add(DEMO_DOMAIN)
         parts.tasks = [asyncio.create_task(sessionizer.run(), name="sessionizer"),
-                       asyncio.create_task(refresh_sites(known, store), name="sites")]
+                       asyncio.create_task(refresh_sites(known, store), name="sites"),
+                       asyncio.create_task(salts.run(), name="salts")]
         if runtime is not None:
             print(banner(parts, runtime), flush=True)
         try:
@@ -84,7 +90,9 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> St
         finally:
             sessionizer.stop()
             await asyncio.wait([parts.tasks[0]], timeout=30)
-            parts.tasks[1].cancel()
+            for task in parts.tasks[1:]:
+                task.cancel()
+            await asyncio.gather(*parts.tasks[1:], return_exceptions=True)
             await transport.stop()
             store.close()
 
@@ -93,9 +101,10 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> St
             transport, known, max_body_bytes=settings.max_body_bytes,
             rate_limit_per_minute=settings.rate_limit_per_minute,
             trusted_proxies=settings.trusted_proxies,
-            bot_filter=settings.bot_filter is BotFilter.ON, salt_secret=salt, stats=stats,
+            bot_filter=settings.bot_filter is BotFilter.ON, salts=salts, stats=stats,
+            geoip_db=settings.geoip_db, excluded_paths=settings.excluded_paths,
         ),
-        *api_routes(store),
+        *api_routes(store, goals_changed=sessionizer.refresh_goals_soon),
         Route("/", lambda r: index_page(parts)),
         Route("/demo", lambda r: HTMLResponse(DEMO_PAGE.replace("__DOMAIN__", DEMO_DOMAIN))),
         Route("/go/{slug:path}", go_redirect),
@@ -154,13 +163,15 @@ def banner(parts: Embedded, runtime: Runtime) -> str:
 
 
 def readiness(parts: Embedded) -> Response:
-    ready = parts.sessionizer.running
+    salts_ready = parts.salts is not None and parts.salts.ready
+    ready = parts.sessionizer.running and salts_ready
     body = {
         "ready": ready,
         "mode": "embedded (chosen: one process, disk queue + chDB)",
         "transport": parts.transport.describe(),
         "store": parts.store.describe(),
         "queue_pending": parts.transport.pending(),
+        "visitor_salt_days": parts.salts.days() if parts.salts else [],
         "ingest": {"accepted": parts.ingest_stats.accepted,
                    "dropped": dict(parts.ingest_stats.dropped),
                    "rejected": dict(parts.ingest_stats.rejected)},

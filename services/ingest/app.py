@@ -1,9 +1,11 @@
 """The ingest HTTP surface: ``POST /api/event`` and the tracker script.
 
 The hot path is one Starlette route with no middleware stack: read at most
-``max_body_bytes``, decode, run the steps, publish, answer. Errors are translated once here:
-bad input 400 naming the field, oversize 413, queue unavailable 503; never 5xx for bad input.
-CORS is open on these routes only (any site may post beacons).
+``max_body_bytes``, decode, run the steps, publish, answer. Everything the steps need (the
+User-Agent classifier and its cache, the GeoIP reader, the rate limiter, the parsed trusted
+proxies) is built once here, when the routes are made. Errors are translated once here: bad
+input 400 naming the field, oversize 413, queue or visitor salt unavailable 503; never 5xx
+for bad input. CORS is open on these routes only (any site may post beacons).
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from starlette.routing import Route
 from services.core.beacon import BeaconError, decode_beacon
 from services.core.event import encode_event
 from services.core.transport import Transport, TransportError
-from services.ingest.limits import DailySalt, RateLimiter, client_ip
+from services.ingest.geoip import open_country_lookup
+from services.ingest.limits import RateLimiter, client_ip, trusted_networks
+from services.ingest.salts import SaltUnavailable
 from services.ingest.steps import Context, Drop, Incoming, process
+from services.ingest.user_agents import UserAgents
 
 log = logging.getLogger("clickport.ingest")
 TRACKER_DIR = pathlib.Path(__file__).resolve().parents[2] / "tracker"
@@ -94,12 +99,21 @@ def ingest_routes(
     rate_limit_per_minute: int,
     trusted_proxies: tuple[str, ...],
     bot_filter: bool,
-    salt_secret: bytes,
+    salts: Callable[[int], bytes],
     stats: IngestStats,
+    geoip_db: pathlib.Path | None = None,
+    excluded_paths: tuple[str, ...] = (),
+    user_agents: UserAgents | None = None,
     now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
 ) -> list[Route]:
+    """The ingest routes. ``salts`` is a `services.ingest.salts.SaltBook` (refreshed by the
+    composition root, never per request); ``geoip_db`` a MaxMind ``.mmdb`` path or None."""
     limiter = RateLimiter(rate_limit_per_minute)
-    context = Context(known_sites, DailySalt(salt_secret), limiter.allow, bot_filter)
+    trusted_networks(trusted_proxies)  # parsed now, so a bad entry fails at start
+    context = Context(
+        known_sites, salts, limiter.allow, (user_agents or UserAgents()).classify, bot_filter,
+        open_country_lookup(geoip_db) if geoip_db is not None else None, excluded_paths,
+    )
 
     async def post_event(request: Request) -> Response:
         try:
@@ -115,20 +129,25 @@ def ingest_routes(
         peer = request.client.host if request.client else ""
         ip = client_ip(peer, request.headers.get("x-forwarded-for"), trusted_proxies)
         item = Incoming(beacon, ip, request.headers.get("user-agent", ""), now_ms())
-        result = process(item, context)
+        try:
+            result = process(item, context)
+        except SaltUnavailable as exc:
+            return unavailable(str(exc), "visitor salt unavailable, retry later")
         if isinstance(result, Drop):
             stats.dropped[result.reason] += 1
             return _json(202, {"ok": True, "dropped": result.reason})
         try:
             await transport.publish(result.sid.encode(), encode_event(result))
         except TransportError as exc:
-            stats.unavailable += 1
-            log.warning("publish failed, answering 503: %s", exc)
-            return _json(503, {"error": "event queue unavailable, retry later"},
-                         {"retry-after": "5"})
+            return unavailable(f"publish failed: {exc}", "event queue unavailable, retry later")
         stats.accepted += 1
         stats.published += 1
         return Response(ACCEPTED, 202, CORS, media_type="application/json")
+
+    def unavailable(cause: str, message: str) -> Response:  # cause never holds the IP
+        stats.unavailable += 1
+        log.warning("answering 503: %s", cause)
+        return _json(503, {"error": message}, {"retry-after": "5"})
 
     async def preflight(request: Request) -> Response:
         return Response(b"", 204, CORS)

@@ -1,4 +1,4 @@
-"""Per-client-IP rate limiting (I6) and the daily visitor salt (I3).
+"""Per-client-IP rate limiting (I6) and the client IP itself (trusted proxies only).
 
 The limiter counts events per IP in the current minute; its table is cleared when the minute
 turns, so memory is bounded by the number of distinct IPs seen in one minute. IPs live only
@@ -7,12 +7,11 @@ in this in-memory table, never in a log or a message.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import functools
 import ipaddress
 from collections.abc import Iterable
 
-MS_PER_DAY = 86_400_000
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class RateLimiter:
@@ -32,27 +31,10 @@ class RateLimiter:
         return count <= self.per_minute
 
 
-class DailySalt:
-    """The day's salt, derived from a secret shared by every ingest replica, so replicas
-    compute the same visitor id on the same day and a different one the next day."""
-
-    def __init__(self, secret: bytes) -> None:
-        self._secret = secret
-        self._day = -1
-        self._salt = b""
-
-    def __call__(self, now_ms: int) -> bytes:
-        day = now_ms // MS_PER_DAY
-        if day != self._day:
-            self._day = day
-            self._salt = hmac.new(self._secret, str(day).encode(), hashlib.sha256).digest()
-        return self._salt
-
-
 def client_ip(peer: str, forwarded_for: str | None, trusted: Iterable[str]) -> str:
     """The client IP: the peer, or the right-most untrusted ``X-Forwarded-For`` hop when the
     peer is a trusted proxy."""
-    networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+    networks = trusted_networks(tuple(trusted))
     if not forwarded_for or not _in(peer, networks):
         return peer
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
@@ -61,7 +43,14 @@ def client_ip(peer: str, forwarded_for: str | None, trusted: Iterable[str]) -> s
     return peer
 
 
-def _in(ip: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+@functools.lru_cache(maxsize=8)
+def trusted_networks(trusted: tuple[str, ...]) -> tuple[Network, ...]:
+    """The trusted proxies parsed (once per configuration, not per request); raises
+    ValueError for an entry that is not an IP or CIDR."""
+    return tuple(ipaddress.ip_network(t, strict=False) for t in trusted)
+
+
+def _in(ip: str, networks: tuple[Network, ...]) -> bool:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

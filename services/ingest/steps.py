@@ -1,16 +1,17 @@
 """Ingest as a list of named steps over one value (STYLE.md 3).
 
-``drop_*`` steps may end processing with a reason (counted, answered 2xx, not stored);
-``put_*`` steps only add data. `process` runs them in order and returns the `Event` to
-publish or the `Drop`. Nothing here does I/O: the site list, salt and rate limiter are
-handed in, so every step is a unit-testable function.
+``drop_*`` steps may end processing with a reason (counted, answered 2xx, not stored) and add
+nothing; ``put_*`` steps only add data and never end processing. `process` runs `STEPS` in
+order and returns the `Event` to publish or the `Drop`. Cheap drops run first (a set lookup,
+the per-IP counter) so a flood is cut before the User-Agent is parsed. Nothing here does
+I/O: the site list, salts, rate limiter, User-Agent classifier and GeoIP lookup are handed
+in through `Context`, so every step is a unit-testable function.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import uuid
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
@@ -19,12 +20,8 @@ from typing import Any
 from services.core import urls
 from services.core.beacon import Beacon, Click, Custom, Engagement, Pageview
 from services.core.event import Event
+from services.ingest.user_agents import UserAgentInfo
 
-BOT_PATTERN = re.compile(
-    r"bot|crawl|spider|slurp|headless|phantomjs|lighthouse|pingdom|uptime|curl|wget|"
-    r"python-requests|httpx|go-http-client|java/|facebookexternalhit|preview",
-    re.IGNORECASE,
-)
 SEARCH_ENGINES = {"google": "Google", "bing": "Bing", "duckduckgo": "DuckDuckGo",
                   "yahoo": "Yahoo", "yandex": "Yandex", "baidu": "Baidu", "ecosia": "Ecosia"}
 SOCIAL = {"facebook.com": "Facebook", "t.co": "Twitter", "twitter.com": "Twitter",
@@ -51,26 +48,23 @@ class Incoming:
 @dataclass(frozen=True)
 class Context:
     known_sites: Container[str]
-    daily_salt: Callable[[int], bytes]  # received_ms -> that day's salt
+    daily_salt: Callable[[int], bytes]  # received_ms -> that day's key (salts.SaltBook)
     allow_request: Callable[[str, int], bool]  # (client ip, received_ms) -> under the limit?
+    user_agent_info: Callable[[str], UserAgentInfo]  # user_agents.UserAgents.classify
     bot_filter: bool = True
+    country_of: Callable[[str], str] | None = None  # geoip.CountryLookup when configured
+    excluded_paths: tuple[str, ...] = ()  # CLICKPORT_EXCLUDED_PATHS
 
 
 Step = Callable[[Incoming, Context], Drop | None]
 
 
+def put_site(item: Incoming, ctx: Context) -> None:
+    item.fields["site"] = urls.strip_www(item.beacon.d)
+
+
 def drop_unknown_site(item: Incoming, ctx: Context) -> Drop | None:
-    site = urls.strip_www(item.beacon.d)
-    if site not in ctx.known_sites:
-        return Drop("unknown_site")
-    item.fields["site"] = site
-    return None
-
-
-def drop_bot(item: Incoming, ctx: Context) -> Drop | None:
-    if ctx.bot_filter and (not item.user_agent or BOT_PATTERN.search(item.user_agent)):
-        return Drop("bot")
-    return None
+    return None if item.fields["site"] in ctx.known_sites else Drop("unknown_site")
 
 
 def drop_rate_limited(item: Incoming, ctx: Context) -> Drop | None:
@@ -81,6 +75,20 @@ def drop_bad_click_url(item: Incoming, ctx: Context) -> Drop | None:
     beacon = item.beacon
     if isinstance(beacon, Click) and not urls.is_web_url(beacon.cu):
         return Drop("bad_click_url")
+    return None
+
+
+def drop_excluded_path(item: Incoming, ctx: Context) -> Drop | None:
+    """Every beacon from an excluded page (not only pageviews and clicks: an engagement or
+    custom event from it would otherwise start or extend a session there)."""
+    if ctx.excluded_paths and is_excluded_path(urls.url_path(item.beacon.u), ctx.excluded_paths):
+        return Drop("excluded_path")
+    return None
+
+
+def drop_bot(item: Incoming, ctx: Context) -> Drop | None:
+    if ctx.bot_filter and ctx.user_agent_info(item.user_agent).is_bot:
+        return Drop("bot")
     return None
 
 
@@ -120,27 +128,40 @@ def put_custom(item: Incoming, ctx: Context) -> None:
         item.fields.update(name=item.beacon.n, props=dict(item.beacon.p))
 
 
+def put_user_agent(item: Incoming, ctx: Context) -> None:
+    info = ctx.user_agent_info(item.user_agent)  # a cache hit: drop_bot asked first
+    item.fields.update(device=info.device, browser=info.browser, os=info.os)
+
+
+def put_country(item: Incoming, ctx: Context) -> None:
+    if ctx.country_of is not None:
+        item.fields["country"] = ctx.country_of(item.client_ip)
+
+
 def put_visitor_id(item: Incoming, ctx: Context) -> None:
     item.fields["vid"] = visitor_id(
         ctx.daily_salt(item.received_ms), item.fields["site"], item.client_ip, item.user_agent
     )
 
 
-STEPS: tuple[Callable[[Incoming, Context], Drop | None], ...] = (
+STEPS: tuple[Step, ...] = (
+    put_site,
     drop_unknown_site,
-    drop_bot,
     drop_rate_limited,
     drop_bad_click_url,
+    drop_excluded_path,
+    drop_bot,
     put_page,
     put_referrer_source,
     put_click,
     put_engagement,
     put_custom,
+    put_user_agent,
+    put_country,
     put_visitor_id,
 )
 
-_KIND = {"p": "pageview", "c": "click", "e": "engagement", "x": "custom"}
-_TAG = {Pageview: "p", Click: "c", Engagement: "e", Custom: "x"}
+_KIND = {Pageview: "pageview", Click: "click", Engagement: "engagement", Custom: "custom"}
 
 
 def process(item: Incoming, ctx: Context) -> Event | Drop:
@@ -152,7 +173,7 @@ def process(item: Incoming, ctx: Context) -> Event | Drop:
         id=uuid.uuid4().hex,
         sid=item.beacon.sid,
         ts=item.received_ms,
-        kind=_KIND[_TAG[type(item.beacon)]],  # type: ignore[arg-type]
+        kind=_KIND[type(item.beacon)],  # type: ignore[arg-type]
         **item.fields,
     )
 
@@ -161,6 +182,20 @@ def visitor_id(salt: bytes, site: str, ip: str, user_agent: str) -> int:
     """I3: a keyed hash of site, IP and User-Agent under the day's salt, as a UInt64."""
     digest = hmac.new(salt, f"{site}\0{ip}\0{user_agent}".encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big")
+
+
+def is_excluded_path(path: str, prefixes: tuple[str, ...]) -> bool:
+    """``/admin`` (or ``/admin/``) excludes ``/admin`` and everything under ``/admin/``, not
+    ``/administrator``; a trailing ``*`` makes a plain prefix (``/admin*``)."""
+    for prefix in prefixes:
+        if prefix.endswith("*"):
+            if path.startswith(prefix[:-1]):
+                return True
+            continue
+        base = prefix.rstrip("/")
+        if path == base or path.startswith(base + "/"):
+            return True
+    return False
 
 
 def referrer_source(referrer: str, site: str) -> str:

@@ -42,3 +42,8 @@ def test_secrets_are_masked_in_repr() -> None:
     text = repr(settings)
     assert "hunter2" not in text and "pw@" not in text
     assert "visitor_salt_secret='***'" in text
+
+
+def test_a_bad_trusted_proxy_fails_at_start() -> None:
+    with pytest.raises(SettingsError, match="CLICKPORT_TRUSTED_PROXIES"):
+        Settings.from_env({"CLICKPORT_TRUSTED_PROXIES": "10.0.0.1, not-an-ip"})
