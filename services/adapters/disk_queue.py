@@ -130,6 +130,9 @@ class DiskQueueConsumer:
     def assignment(self) -> frozenset[int]:
         return self._assigned
 
+    async def lag(self) -> int:
+        return max(0, self._queue._head - self._position)
+
     async def poll(self, max_records: int, timeout_s: float) -> list[Message]:
         messages = self._read(max_records)
         if messages:

@@ -46,6 +46,10 @@ class Consumer(Protocol):
 
     def assignment(self) -> frozenset[int]: ...
 
+    async def lag(self) -> int:
+        """Messages published but not yet read by this consumer (for metrics)."""
+        ...
+
     async def stop(self) -> None: ...
 
 

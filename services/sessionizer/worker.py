@@ -46,6 +46,7 @@ class SessionizerStats:
     inserts: int = 0
     last_batch_size: int = 0
     last_insert_seconds: float = 0.0
+    insert_seconds_total: float = 0.0
     store_retries: int = 0
 
 
@@ -95,6 +96,9 @@ class Sessionizer:
         self._batch = _Batch()
         self._consumer: Consumer | None = None
         self._stopping = asyncio.Event()
+        # A rebalance callback may run while the loop awaits inside handle(); the lock keeps
+        # a revoke's flush from interleaving with a half-applied poll.
+        self._lock = asyncio.Lock()
         self.running = False
 
     def stop(self) -> None:
@@ -110,12 +114,14 @@ class Sessionizer:
                 await self._refresh_goals()
                 room = self.batch_max_events - len(self._batch.events)
                 messages = await consumer.poll(max(room, 1), timeout_s=0.1)
-                if messages:
-                    await self.handle(messages)
-                if self._batch_due():
-                    await self.flush()
-                    self.sessions.evict_idle()
-            await self.flush()
+                async with self._lock:
+                    if messages:
+                        await self.handle(messages)
+                    if self._batch_due():
+                        await self.flush()
+                        self.sessions.evict_idle()
+            async with self._lock:
+                await self.flush()
         finally:
             self.running = False
             await consumer.stop()
@@ -158,6 +164,9 @@ class Sessionizer:
         for message, event in decoded:
             self._apply_one(message, event)
 
+    async def lag(self) -> int:
+        return await self._consumer.lag() if self._consumer is not None else 0
+
     def refresh_goals_soon(self) -> None:
         """Reload goals on the next loop turn (the API calls this after a goal changes)."""
         self._goals_loaded_at = -1e9
@@ -196,6 +205,7 @@ class Sessionizer:
                 lambda: self.store.insert("sessions", rows, dedup_token=token)
             )
         self.stats.last_insert_seconds = time.perf_counter() - started
+        self.stats.insert_seconds_total += self.stats.last_insert_seconds
         self.stats.inserts += bool(batch.events) + bool(batch.sessions)
         self.stats.events_written += len(batch.events)
         self.stats.sessions_written += len(batch.sessions)
@@ -218,6 +228,7 @@ class Sessionizer:
         log.info("assigned partitions %s", sorted(partitions))
 
     async def _on_revoked(self, partitions: frozenset[int]) -> None:
-        await self.flush()
-        self.sessions.drop_partitions(partitions)
+        async with self._lock:
+            await self.flush()
+            self.sessions.drop_partitions(partitions)
         log.info("revoked partitions %s", sorted(partitions))
