@@ -46,6 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=None, help="port (default 8000)")
     dev.set_defaults(handler=run_dev)
 
+    for name, about in (("ingest", "serve POST /api/event and the tracker, publishing to Kafka"),
+                        ("sessionizer", "consume events from Kafka into the Store (one worker)"),
+                        ("api", "serve the query API and dashboard from the Store")):
+        service = commands.add_parser(name, help=about, description=about)
+        service.add_argument("--host", default=None, help="address (default CLICKPORT_HOST)")
+        service.add_argument("--port", type=int, default=None,
+                             help="port (default CLICKPORT_PORT)")
+        service.set_defaults(handler=run_service, service=name)
+
+    kafka = commands.add_parser("kafka", help="Kafka administration").add_subparsers(
+        dest="kafka_command", required=True)
+    topics = kafka.add_parser("create-topics", help="create the events topic (idempotent)")
+    topics.add_argument("--partitions", type=int, default=None,
+                        help="partition count (default CLICKPORT_KAFKA_PARTITIONS)")
+    topics.add_argument("--replication", type=int, default=1, help="replication factor")
+    topics.set_defaults(handler=run_create_topics)
+
     migrate = commands.add_parser("migrate", help="apply the ClickHouse migrations")
     migrate.set_defaults(handler=run_migrate)
 
@@ -86,6 +103,46 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
     finally:
         lock.close()
+    return 0
+
+
+def run_service(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.servers.common import ConfigurationError, make_store, make_transport
+
+    host, port = args.host or settings.host, args.port or settings.port
+    try:
+        if args.service == "api":
+            from services.servers.api_server import build_api_app
+
+            app = build_api_app(make_store(settings))
+        elif args.service == "ingest":
+            from services.servers.ingest_server import build_ingest_app
+
+            app = build_ingest_app(settings, make_transport(settings), make_store(settings))
+        else:
+            from services.servers.sessionizer_server import build_sessionizer_app
+
+            app = build_sessionizer_app(settings, make_transport(settings), make_store(settings))
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from None
+    # No access log: it halves the request rate of a small endpoint (ARCHITECTURE.md).
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning",
+                timeout_graceful_shutdown=20)
+    return 0
+
+
+def run_create_topics(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from services.adapters.kafka_transport import create_topic
+
+    partitions = args.partitions or settings.kafka_partitions
+    created = asyncio.run(create_topic(settings.kafka_bootstrap, settings.kafka_topic,
+                                       partitions, args.replication))
+    state = "created" if created else "already exists"
+    print(f"topic {settings.kafka_topic} ({partitions} partitions): {state}")
     return 0
 
 
@@ -136,7 +193,11 @@ def _write(settings: Settings, path: str, method: str, body: dict[str, str],
 def _store_for(settings: Settings) -> Any:
     if settings.store is StoreKind.CHDB:
         return _embedded_store(settings)
-    raise CliError("the ClickHouse server store is not available in this build yet")
+    from services.servers.common import make_store
+
+    store = make_store(settings)
+    store.migrate()
+    return store
 
 
 def run_migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -174,13 +174,18 @@ class KafkaConsumer:
 
 async def create_topic(bootstrap: str, topic: str, partitions: int,
                        replication: int = 1) -> bool:
-    """Create the events topic; True if created, False if it already existed (idempotent)."""
+    """Create the events topic; True if created, False if it already existed (idempotent).
+    aiokafka reports per-topic errors in the response rather than raising them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, partitions, replication)])
-        return True
-    except TopicAlreadyExistsError:
-        return False
+        response = await admin.create_topics([NewTopic(topic, partitions, replication)])
     finally:
         await admin.close()
+    for name, code, *detail in response.topic_errors:
+        if name != topic or code == 0:
+            continue
+        if code == TopicAlreadyExistsError.errno:
+            return False
+        raise TransportError(f"cannot create topic {topic}: error {code} {detail}")
+    return True

@@ -1,0 +1,67 @@
+"""`clickport sessionizer`: one consumer-group member. Run several (up to the partition
+count) to spread partitions; each serves /healthz, /readyz and /metrics. On SIGTERM the
+worker flushes its batch, commits, and leaves the group before the process exits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+
+from services.core.metrics import render
+from services.core.settings import Settings
+from services.core.store import Store
+from services.core.transport import Transport
+from services.servers.common import health_routes
+from services.sessionizer.metrics import sessionizer_metrics
+from services.sessionizer.worker import Sessionizer
+
+log = logging.getLogger("clickport.sessionizer")
+SHUTDOWN_SECONDS = 25.0
+
+
+def build_sessionizer(settings: Settings, transport: Transport, store: Store) -> Sessionizer:
+    return Sessionizer(transport, store, group=settings.kafka_group,
+                       batch_max_events=settings.batch_max_events,
+                       batch_max_seconds=settings.batch_max_seconds,
+                       idle_seconds=settings.session_idle_seconds)
+
+
+def build_sessionizer_app(settings: Settings, transport: Transport, store: Store) -> Starlette:
+    worker = build_sessionizer(settings, transport, store)
+    holder: dict[str, asyncio.Task[None]] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(worker.run(), name="sessionizer")
+        holder["task"] = task
+        try:
+            yield
+        finally:
+            worker.stop()
+            done, _ = await asyncio.wait([task], timeout=SHUTDOWN_SECONDS)
+            if not done:
+                log.error("sessionizer did not stop in %ss; uncommitted events will replay",
+                          SHUTDOWN_SECONDS)
+                task.cancel()
+            store.close()
+
+    async def ready() -> tuple[bool, dict[str, Any]]:
+        task = holder.get("task")
+        alive = task is not None and not task.done()
+        return alive and worker.running, {
+            "transport": transport.describe(), "lag": await worker.lag(),
+            "sessions_in_memory": len(worker.sessions.states),
+            "store_retries": worker.stats.store_retries}
+
+    async def metrics() -> bytes:
+        lag = await worker.lag()
+        return render(lambda: sessionizer_metrics(worker, lag))
+
+    app = Starlette(routes=health_routes(ready, metrics), lifespan=lifespan)
+    app.state.sessionizer = worker
+    return app
