@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from starlette.routing import Route
 
-from services.api import goals, kpis, openapi, outbound, sessions
+from services.api import dashboard, goals, kpis, openapi, outbound, sessions
 from services.api.auth import KeyCache
 from services.api.context import ApiContext, utc_now
 from services.core.store import Store
@@ -30,4 +30,5 @@ def api_routes(store: Store, now: Callable[[], dt.datetime] | None = None, *,
         *kpis.routes(ctx),
         *goals.routes(ctx),
         *openapi.routes(),
+        *dashboard.routes(),  # the page that reads this API (D1), at /dashboard
     ]

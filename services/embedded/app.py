@@ -105,7 +105,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> St
             geoip_db=settings.geoip_db, excluded_paths=settings.excluded_paths,
         ),
         *api_routes(store, goals_changed=sessionizer.refresh_goals_soon),
-        Route("/", lambda r: index_page(parts)),
+        Route("/", lambda r: RedirectResponse("/dashboard", 302)),  # keeps a #key= fragment
         Route("/demo", lambda r: HTMLResponse(DEMO_PAGE.replace("__DOMAIN__", DEMO_DOMAIN))),
         Route("/go/{slug:path}", go_redirect),
         Route("/gopher", lambda r: HTMLResponse("<p>Gophers live here. <a href='/demo'>Back</a>")),
@@ -154,7 +154,7 @@ def banner(parts: Embedded, runtime: Runtime) -> str:
     return (
         f"\nClickport is running (data in {parts.settings.data_dir.resolve()})\n"
         f"  demo page:  {base}/demo   (site {DEMO_DOMAIN})\n"
-        f"  overview:   {base}/\n"
+        f"  dashboard:  {base}/dashboard#key={parts.demo_key}\n"
         f"  tracker:    {base}/js/clickport.js\n"
         f"  API key:    {parts.demo_key}\n"
         f"  try:        curl -H 'x-api-key: {parts.demo_key}' "
@@ -178,21 +178,6 @@ def readiness(parts: Embedded) -> Response:
         "sessionizer": parts.sessionizer.stats.__dict__,
     }
     return json(body, 200 if ready else 503)
-
-
-def index_page(parts: Embedded) -> Response:
-    base = "http://{}:{}".format(*(parts.runtime.host, parts.runtime.port)) if parts.runtime \
-        else ""
-    html = f"""<!doctype html><meta charset="utf-8"><title>Clickport</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto}}
-code{{background:#f0f4f8;padding:.1rem .3rem}}</style>
-<h1>Clickport is running</h1>
-<ul><li><a href="/demo">Demo page</a>: click its links.</li>
-<li><a href="/readyz">Readiness and counters</a></li></ul>
-<p>Outbound links for the demo site:</p>
-<pre><code>curl -H 'x-api-key: {parts.demo_key}' \\
-  '{base}/api/outbound-links?period=today'</code></pre>"""
-    return HTMLResponse(html)
 
 
 def admin_routes(parts: Embedded) -> list[Route]:
