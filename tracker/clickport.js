@@ -234,7 +234,9 @@
     });
     on(w, 'blur', pause);
     on(w, 'focus', resume);
-    on(w, 'pagehide', leave);
+    // Leaving stops the timer too: Chromium fires pagehide before visibilitychange, and a
+    // still-running timer would make a second beacon of the few ms in between.
+    on(w, 'pagehide', function () { pause(); leave(); });
     on(d, 'prerenderingchange', pageview);
     // Back/forward from the bfcache shows the page again without a load: a new pageview,
     // whose engagement starts afresh (the previous one was sent on pagehide).
@@ -243,6 +245,7 @@
         pageKey = pageUrl = 0;
         pageview();
         measure();
+        resume();
       }
     });
     w.clickport = { beacon: safe(beacon), track: safe(function (name, props) {

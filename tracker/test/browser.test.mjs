@@ -194,6 +194,15 @@ for (const [build, code] of Object.entries(builds)) {
     assert.equal(e[0].sid, b.sent[0].sid);
   });
 
+  t('pagehide before visibilitychange (the order Chromium uses on leaving) sends one beacon', () => {
+    const b = load({ url: 'https://example.com/post' });
+    b.advance(400);
+    b.window.dispatch('pagehide');
+    b.advance(2); // the few ms before the page is hidden must not make a second beacon
+    b.setHidden(true);
+    assert.deepEqual(b.sent.filter((x) => x.t === 'e').map((x) => x.vt), [400]);
+  });
+
   t('visible time counts from the previous engagement beacon', () => {
     const b = load();
     b.advance(2000);
