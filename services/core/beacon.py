@@ -74,7 +74,8 @@ class BeaconError(ValueError):
 def decode_beacon(body: bytes) -> Beacon:
     """Validate one beacon body, or raise `BeaconError` naming the field."""
     try:
-        return _decoder.decode(body)
+        beacon: Beacon = _decoder.decode(body)
+        return beacon
     except msgspec.ValidationError as exc:
         text = str(exc)
         found = _FIELD_IN_MESSAGE.search(text)

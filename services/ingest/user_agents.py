@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass
 
 import ua_parser
-from crawlerdetect import CrawlerDetect  # type: ignore[import-untyped]
+from crawlerdetect import CrawlerDetect
 
 # Longer strings are real but rare (app tokens appended); matching the first 512 characters
 # keeps the regex cost bounded for a hostile multi-kilobyte header.
