@@ -16,7 +16,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import require_or_skip  # noqa: E402  (tests/ is on the path only from here)
+from helpers import docker_answers, require_or_skip  # noqa: E402  (tests/ is on the path only from here)
 
 
 @pytest.fixture
@@ -59,13 +59,3 @@ def kafka() -> Iterator[KafkaEndpoint]:
 class KafkaEndpoint:
     bootstrap: str
     broker: Any  # kafka_broker.LocalBroker when we run it (fault tests can stop it), else None
-
-
-def docker_answers() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-        return True
-    except Exception:  # no engine, no socket, no permission: all mean "no Docker here"
-        return False

@@ -13,6 +13,17 @@ import pytest
 from services.core.event import Event
 
 
+def docker_answers() -> bool:
+    """True when a Docker engine answers (testcontainers can then start real services)."""
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # no engine, no socket, no permission: all mean "no Docker here"
+        return False
+
+
 def require_or_skip(env_var: str, reason: str) -> None:
     """Skip with a reason that says how to get the component, or fail when CI requires it
     (``CLICKPORT_REQUIRE_KAFKA=1``, ``CLICKPORT_REQUIRE_BROWSER=1``)."""
