@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import pathlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -26,10 +24,15 @@ from services.adapters.chdb_store import ChdbStore
 from services.adapters.disk_queue import DiskQueueTransport
 from services.api.app import api_routes
 from services.core import sites as site_rules
+from services.core.metrics import render
 from services.core.settings import BotFilter, Settings
+from services.embedded.admin import admin_routes
 from services.embedded.runtime import Runtime, secret_file
 from services.ingest.app import IngestStats, ingest_routes
+from services.ingest.metrics import ingest_metrics
 from services.ingest.salts import SaltBook
+from services.servers.common import every, health_routes, stop_tasks
+from services.sessionizer.metrics import sessionizer_metrics
 from services.sessionizer.worker import Sessionizer
 
 log = logging.getLogger("clickport.embedded")
@@ -81,7 +84,8 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> St
         parts.demo_key = await asyncio.to_thread(ensure_demo_site, store, data_dir)
         known.add(DEMO_DOMAIN)
         parts.tasks = [asyncio.create_task(sessionizer.run(), name="sessionizer"),
-                       asyncio.create_task(refresh_sites(known, store), name="sites"),
+                       asyncio.create_task(every(SITES_REFRESH_SECONDS,
+                                                 lambda: known.reload(store), "sites")),
                        asyncio.create_task(salts.run(), name="salts")]
         if runtime is not None:
             print(banner(parts, runtime), flush=True)
@@ -90,9 +94,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> St
         finally:
             sessionizer.stop()
             await asyncio.wait([parts.tasks[0]], timeout=30)
-            for task in parts.tasks[1:]:
-                task.cancel()
-            await asyncio.gather(*parts.tasks[1:], return_exceptions=True)
+            await stop_tasks(parts.tasks[1:])
             await transport.stop()
             store.close()
 
@@ -109,17 +111,12 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> St
         Route("/demo", lambda r: HTMLResponse(DEMO_PAGE.replace("__DOMAIN__", DEMO_DOMAIN))),
         Route("/go/{slug:path}", go_redirect),
         Route("/gopher", lambda r: HTMLResponse("<p>Gophers live here. <a href='/demo'>Back</a>")),
-        Route("/healthz", lambda r: json({"status": "ok"})),
-        Route("/readyz", lambda r: readiness(parts)),
-        *admin_routes(parts),
+        *health_routes(lambda: readiness(parts), lambda: metrics(parts)),
+        *admin_routes(store, known, runtime),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.embedded = parts
     return app
-
-
-def json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status, media_type="application/json")
 
 
 def ensure_demo_site(store: ChdbStore, data_dir: pathlib.Path) -> str:
@@ -131,15 +128,6 @@ def ensure_demo_site(store: ChdbStore, data_dir: pathlib.Path) -> str:
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
     return key
-
-
-async def refresh_sites(known: site_rules.KnownSites, store: ChdbStore) -> None:
-    while True:
-        await asyncio.sleep(SITES_REFRESH_SECONDS)
-        try:
-            await asyncio.to_thread(known.reload, store)
-        except Exception:  # keep serving with the last list; the next round retries
-            log.exception("reloading sites failed")
 
 
 async def go_redirect(request: Request) -> Response:
@@ -162,11 +150,9 @@ def banner(parts: Embedded, runtime: Runtime) -> str:
     )
 
 
-def readiness(parts: Embedded) -> Response:
+async def readiness(parts: Embedded) -> tuple[bool, dict[str, Any]]:
     salts_ready = parts.salts is not None and parts.salts.ready
-    ready = parts.sessionizer.running and salts_ready
-    body = {
-        "ready": ready,
+    return parts.sessionizer.running and salts_ready, {
         "mode": "embedded (chosen: one process, disk queue + chDB)",
         "transport": parts.transport.describe(),
         "store": parts.store.describe(),
@@ -177,44 +163,9 @@ def readiness(parts: Embedded) -> Response:
                    "rejected": dict(parts.ingest_stats.rejected)},
         "sessionizer": parts.sessionizer.stats.__dict__,
     }
-    return json(body, 200 if ready else 503)
 
 
-def admin_routes(parts: Embedded) -> list[Route]:
-    """Loopback-only writes for CLI commands run while this process holds the data dir."""
-
-    def allowed(request: Request) -> bool:
-        token = request.headers.get("x-admin-token", "")
-        expected = parts.runtime.admin_token if parts.runtime else ""
-        return bool(expected) and hmac.compare_digest(token, expected)
-
-    async def sites_add(request: Request) -> Response:
-        if not allowed(request):
-            return json({"error": "forbidden"}, 403)
-        body = orjson.loads(await request.body())
-        try:
-            site, key = await asyncio.to_thread(
-                site_rules.add_site, parts.store, str(body.get("domain", "")),
-                str(body.get("timezone", "UTC")))
-        except site_rules.SiteError as exc:
-            return json({"error": str(exc)}, 400)
-        parts.known_sites.add(site.domain)
-        return json({"domain": site.domain, "timezone": site.timezone, "key": key})
-
-    async def keys(request: Request) -> Response:
-        if not allowed(request):
-            return json({"error": "forbidden"}, 403)
-        body = orjson.loads(await request.body())
-        try:
-            if request.method == "POST":
-                key = await asyncio.to_thread(site_rules.create_key, parts.store,
-                                              str(body.get("domain", "")))
-                return json({"key": key})
-            site = await asyncio.to_thread(site_rules.revoke_key, parts.store,
-                                           str(body.get("key", "")))
-            return json({"revoked": True, "site": site})
-        except site_rules.SiteError as exc:
-            return json({"error": str(exc)}, 400)
-
-    return [Route("/admin/sites", sites_add, methods=["POST"]),
-            Route("/admin/keys", keys, methods=["POST", "DELETE"])]
+async def metrics(parts: Embedded) -> bytes:
+    lag = await parts.sessionizer.lag()
+    return render(lambda: ingest_metrics(parts.ingest_stats),
+                  lambda: sessionizer_metrics(parts.sessionizer, lag))

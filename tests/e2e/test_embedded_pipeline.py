@@ -114,3 +114,16 @@ def test_the_tracker_and_demo_page_are_served(client: TestClient) -> None:
     demo = client.get("/demo").text
     assert 'data-domain="demo.localhost"' in demo and "/go/headphones?asin=" in demo
     assert "amazon.com/dp/" in demo and "https://www.stripe.com/x" in demo
+
+
+def test_health_readiness_and_prometheus_metrics(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    assert post(client, pageview(new_sid(), PAGE, DEMO_DOMAIN)).status_code == 202
+    metrics = client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    lines = metrics.text.splitlines()
+    assert "clickport_ingest_accepted_total 1.0" in lines
+    assert any(line.startswith("clickport_sessionizer_consumer_lag ") for line in lines)
+    assert any(line.startswith("clickport_sessionizer_last_insert_seconds ") for line in lines)
