@@ -18,12 +18,7 @@ from typing import Any
 import orjson
 from chdb import session as chdb_session
 
-from services.core.store import (
-    MIGRATIONS_TABLE,
-    Row,
-    StoreError,
-    load_migrations,
-)
+from services.core.store import Row, StoreError, run_migrations
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9:_.,-]{1,200}$")
@@ -64,20 +59,7 @@ class ChdbStore:
         return f"chdb {self.path}"
 
     def migrate(self) -> list[str]:
-        self._run(MIGRATIONS_TABLE)
-        applied = {int(r["version"]) for r in self.query("SELECT version FROM schema_migrations")}
-        done = []
-        for migration in load_migrations():
-            if migration.version in applied:
-                continue
-            for statement in migration.statements:
-                self._run(statement)
-            self._run(
-                "INSERT INTO schema_migrations (version, name) VALUES "
-                f"({migration.version}, '{migration.name}')"
-            )
-            done.append(migration.name)
-        return done
+        return run_migrations(self._run, self.query)
 
     def insert(self, table: str, rows: Sequence[Row], *, dedup_token: str = "") -> None:
         if not rows:

@@ -22,13 +22,7 @@ from urllib.parse import urlsplit
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
-from services.core.store import (
-    MIGRATIONS_TABLE,
-    Row,
-    StoreError,
-    StoreUnavailable,
-    load_migrations,
-)
+from services.core.store import Row, StoreError, StoreUnavailable, run_migrations
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -77,19 +71,7 @@ class ClickHouseStore:
         raise StoreUnavailable(f"ClickHouse at {self._where} is unreachable")
 
     def migrate(self) -> list[str]:
-        self._call(lambda c: c.execute(MIGRATIONS_TABLE))
-        applied = {int(r["version"]) for r in self.query("SELECT version FROM schema_migrations")}
-        done = []
-        for migration in load_migrations():
-            if migration.version in applied:
-                continue
-            for statement in migration.statements:
-                self._call(lambda c, s=statement: c.execute(s))  # type: ignore[misc]
-            self._call(lambda c, m=migration: c.execute(  # type: ignore[misc]
-                "INSERT INTO schema_migrations (version, name) VALUES",
-                [(m.version, m.name)]))
-            done.append(migration.name)
-        return done
+        return run_migrations(lambda sql: self._call(lambda c: c.execute(sql)), self.query)
 
     def insert(self, table: str, rows: Sequence[Row], *, dedup_token: str = "") -> None:
         if not rows:

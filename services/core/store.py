@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pathlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,6 +67,25 @@ def split_statements(sql: str) -> tuple[str, ...]:
     """Split a migration on ``;`` at line ends, dropping ``--`` comment lines."""
     body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
     return tuple(part.strip() for part in re.split(r";\s*(?:\n|$)", body) if part.strip())
+
+
+def run_migrations(execute: Callable[[str], object],
+                   query: Callable[[str], list[dict[str, Any]]]) -> list[str]:
+    """Apply the migrations a Store has not applied yet, recording each; returns their names.
+    Both Stores call this with their own ``execute`` and ``query``."""
+    execute(MIGRATIONS_TABLE)
+    applied = {int(row["version"]) for row in query("SELECT version FROM schema_migrations")}
+    done = []
+    for migration in load_migrations():
+        if migration.version in applied:
+            continue
+        for statement in migration.statements:
+            execute(statement)
+        # the name matched _MIGRATION_NAME, so it is safe inside the literal
+        execute("INSERT INTO schema_migrations (version, name) VALUES "
+                f"({migration.version}, '{migration.name}')")
+        done.append(migration.name)
+    return done
 
 
 MIGRATIONS_TABLE = """

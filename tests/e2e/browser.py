@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
 import pathlib
 import socket
 import threading
@@ -25,11 +26,28 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
+from helpers import require_or_skip
 
 from services.core.settings import BotFilter, Settings
 from services.embedded.app import build_embedded_app
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+def sync_playwright_or_skip() -> Any:
+    """Playwright's sync API for Debian's Chromium, or a skip that says how to get it (a
+    failure under CLICKPORT_REQUIRE_BROWSER=1)."""
+    if not os.path.exists(CHROMIUM):
+        require_or_skip("CLICKPORT_REQUIRE_BROWSER",
+                        f"Debian's Chromium is not installed at {CHROMIUM} "
+                        "(apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_or_skip("CLICKPORT_REQUIRE_BROWSER",
+                        "the playwright package is missing (pip install -e '.[test]'; "
+                        "no `playwright install`: the tests use Debian's Chromium)")
+    return sync_playwright
 PAGES = pathlib.Path(__file__).parent / "pages"
 SITE = "demo.localhost"  # the embedded app's demo site: the pages' data-domain
 PAGE_HOST = "shop.test"

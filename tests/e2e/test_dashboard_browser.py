@@ -11,7 +11,6 @@ left the app's origin (no CDN, nothing external).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,8 +19,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from browser import CHROMIUM, Ingest, run_ingest
-from helpers import click, engagement, new_sid, pageview, require_or_skip
+from browser import CHROMIUM, Ingest, run_ingest, sync_playwright_or_skip
+from helpers import click, engagement, new_sid, pageview
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -90,20 +89,6 @@ class Served:
         return answer.json()
 
 
-def _sync_playwright() -> Any:
-    if not os.path.exists(CHROMIUM):
-        require_or_skip("CLICKPORT_REQUIRE_BROWSER",
-                        f"Debian's Chromium is not installed at {CHROMIUM} "
-                        "(apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require_or_skip("CLICKPORT_REQUIRE_BROWSER",
-                        "the playwright package is missing (pip install -e '.[test]'; "
-                        "no `playwright install`: the tests use Debian's Chromium)")
-    return sync_playwright
-
-
 def wait_for(check: Callable[[], Any], seconds: float = 20.0) -> Any:
     deadline = time.monotonic() + seconds
     while not (result := check()) and time.monotonic() < deadline:
@@ -140,7 +125,7 @@ def load_dataset(served: Served) -> None:
 
 @pytest.fixture(scope="module")
 def playwright_factory() -> Any:
-    return _sync_playwright()  # skips (or fails in CI) before any server is started
+    return sync_playwright_or_skip()  # skips (or fails in CI) before any server is started
 
 
 @pytest.fixture(scope="module")

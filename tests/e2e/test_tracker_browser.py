@@ -15,7 +15,6 @@ must not spend a round trip between load and click and finds its session by its 
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -33,9 +32,9 @@ from browser import (
     chromium_args,
     run_ingest,
     run_pages,
+    sync_playwright_or_skip,
     wait_for_events,
 )
-from helpers import require_or_skip
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -44,26 +43,12 @@ PARTNER_CLICK = (PARTNER, "Partner deal", "", "primary", "partner.example")
 NAV_TIMEOUT_MS = 15_000
 
 
-def _sync_playwright() -> Any:
-    if not os.path.exists(CHROMIUM):
-        require_or_skip("CLICKPORT_REQUIRE_BROWSER",
-                        f"Debian's Chromium is not installed at {CHROMIUM} "
-                        "(apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require_or_skip("CLICKPORT_REQUIRE_BROWSER",
-                        "the playwright package is missing (pip install -e '.[test]'; "
-                        "no `playwright install`: the tests use Debian's Chromium)")
-    return sync_playwright
-
-
 # ---- Fixtures: one ingest server, one page server, one browser for the module ---------------
 
 
 @pytest.fixture(scope="module")
 def playwright_factory() -> Any:
-    return _sync_playwright()  # skips (or fails in CI) before any server is started
+    return sync_playwright_or_skip()  # skips (or fails in CI) before any server is started
 
 
 @pytest.fixture(scope="module")
