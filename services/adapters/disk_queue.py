@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import sqlite3
+import uuid
 from collections.abc import Mapping
 
 from services.core.transport import (
@@ -21,6 +22,7 @@ from services.core.transport import (
     Message,
     TransportError,
     TransportFull,
+    stream_id,
 )
 
 PARTITION = 0
@@ -36,6 +38,9 @@ CREATE TABLE IF NOT EXISTS group_offsets (
     grp TEXT PRIMARY KEY,
     next_offset INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS queue_identity (
+    id TEXT NOT NULL
+);
 """
 
 
@@ -47,6 +52,7 @@ class DiskQueueTransport:
         self._head = 0  # offset the next published message will get
         self._tail = 0  # lowest committed next-offset over all groups (what may be pruned)
         self._arrived = asyncio.Event()
+        self.stream = 0  # this queue file's stream id (a recreated file gets a new one)
 
     def describe(self) -> str:
         return f"embedded disk queue {self.path}"
@@ -57,6 +63,11 @@ class DiskQueueTransport:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process death
         db.executescript(_SCHEMA)
+        identity = db.execute("SELECT id FROM queue_identity").fetchone()
+        if identity is None:
+            identity = (uuid.uuid4().hex,)
+            db.execute("INSERT INTO queue_identity (id) VALUES (?)", identity)
+        self.stream = stream_id("disk-queue", identity[0])
         self._db = db
         (last,) = db.execute("SELECT COALESCE(MAX(offset), 0) FROM messages").fetchone()
         (seq,) = db.execute(
@@ -151,7 +162,8 @@ class DiskQueueConsumer:
         ).fetchall()
         if rows:
             self._position = rows[-1][0] + 1
-        return [Message(PARTITION, offset, key, value) for offset, key, value in rows]
+        stream = self._queue.stream
+        return [Message(PARTITION, offset, key, value, stream) for offset, key, value in rows]
 
     async def commit(self, offsets: Mapping[int, int]) -> None:
         if PARTITION not in offsets:

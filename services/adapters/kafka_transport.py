@@ -28,6 +28,7 @@ from services.core.transport import (
     Message,
     TransportError,
     TransportFull,
+    stream_id,
 )
 
 log = logging.getLogger("clickport.kafka")
@@ -145,7 +146,8 @@ class KafkaConsumer:
     async def poll(self, max_records: int, timeout_s: float) -> list[Message]:
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000),
                                                max_records=max_records)
-        return [Message(tp.partition, r.offset, r.key or b"", r.value or b"")
+        return [Message(tp.partition, r.offset, r.key or b"", r.value or b"",
+                        stream_id(tp.topic, tp.partition))
                 for tp, records in batches.items() for r in records]
 
     async def commit(self, offsets: Mapping[int, int]) -> None:

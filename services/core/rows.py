@@ -58,7 +58,9 @@ def session_row(state: SessionState) -> dict[str, Any]:
         "site_id": state.site,
         "started_at": state.started_at,
         "session_id": state.sid,
-        "version": state.version,
+        "version": state.events,
+        "last_stream": state.stream,
+        "last_offset": state.offset,
         "visitor_id": state.visitor_id,
         "last_event_at": state.last_event_at,
         "pageviews": state.pageviews,
@@ -89,7 +91,8 @@ def session_from_row(row: dict[str, Any]) -> SessionState:
     return SessionState(
         site=row["site_id"],
         sid=row["session_id"],
-        version=int(row["version"]),
+        offset=int(row["last_offset"]),
+        stream=int(row["last_stream"]),
         visitor_id=int(row["visitor_id"]),
         started_at=int(row["started_at_ms"]),
         last_event_at=int(row["last_event_at_ms"]),
@@ -116,7 +119,7 @@ def session_from_row(row: dict[str, Any]) -> SessionState:
 
 
 SESSION_COLUMNS_FOR_RELOAD = """
-    site_id, session_id, version, visitor_id,
+    site_id, session_id, last_stream, last_offset, visitor_id,
     toUnixTimestamp64Milli(started_at) AS started_at_ms,
     toUnixTimestamp64Milli(last_event_at) AS last_event_at_ms,
     pageviews, events, entry_page, exit_page, referrer, referrer_source,

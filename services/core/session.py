@@ -1,13 +1,18 @@
 """Session rules (PRODUCT.md S1-S4, G5) as one pure function:
-``apply_event(previous state, event, offset, goals) -> (new state, event row)``.
+``apply_event(previous state, event, offset, goals, stream) -> (new state, goal ids)``.
 
 Guarantees:
 - ``has_clicked`` and ``has_converted`` are sticky; ``is_bounce`` only ever goes 1 -> 0.
 - Bounce is the four-condition rule: at most one pageview, no outbound click, max scroll
   under 25 %, visible time under 15 s. Every input to it only grows, so recomputing it on
   every event can never turn an engaged session back into a bounce.
-- ``version`` is the transport offset of the last applied event: an event at or below it was
-  applied already (a replay after a crash) and `is_applied` says so.
+- ``stream``/``offset`` locate the last applied event on the transport (a stream is one
+  topic partition, or one embedded queue file): an event of the same stream at or below that
+  offset was applied already (a replay after a crash) and `is_applied` says so. An event
+  from another stream (the partition count changed, a new topic, a new queue file) is never
+  taken for a replay.
+- The stored row's version is ``events``, the number of events applied: it grows by one with
+  every event on whatever partition, and a replay reproduces it exactly.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ BOUNCE_MAX_VISIBLE_MS = 15_000  # a bounce was visible less than this
 class SessionState(msgspec.Struct, frozen=True, gc=False):
     site: str
     sid: str
-    version: int
+    offset: int  # transport offset of the last applied event
     visitor_id: int
     started_at: int  # ms since epoch
     last_event_at: int
@@ -51,6 +56,7 @@ class SessionState(msgspec.Struct, frozen=True, gc=False):
     has_converted: bool = False
     goals: tuple[str, ...] = ()
     is_bounce: bool = True
+    stream: int = 0  # transport stream (topic partition, queue file) of the last event
 
     @property
     def duration_seconds(self) -> int:
@@ -66,16 +72,17 @@ def is_bounce(pageviews: int, has_clicked: bool, max_scroll: int, visible_ms: in
     )
 
 
-def is_applied(state: SessionState | None, offset: int) -> bool:
-    """True when the event at ``offset`` is already reflected in ``state`` (a replay)."""
-    return state is not None and offset <= state.version
+def is_applied(state: SessionState | None, offset: int, stream: int = 0) -> bool:
+    """True when the event at ``stream``/``offset`` is already in ``state`` (a replay)."""
+    return state is not None and stream == state.stream and offset <= state.offset
 
 
-def new_session(event: Event, offset: int) -> SessionState:
+def new_session(event: Event, offset: int, stream: int = 0) -> SessionState:
     return SessionState(
         site=event.site,
         sid=event.sid,
-        version=offset,
+        offset=offset,
+        stream=stream,
         visitor_id=event.vid,
         started_at=event.ts,
         last_event_at=event.ts,
@@ -93,12 +100,13 @@ def new_session(event: Event, offset: int) -> SessionState:
 
 
 def apply_event(
-    state: SessionState | None, event: Event, offset: int, goals: Sequence[Goal] = ()
+    state: SessionState | None, event: Event, offset: int, goals: Sequence[Goal] = (),
+    stream: int = 0,
 ) -> tuple[SessionState, list[str]]:
     """Apply one event; returns the new state and the ids of every goal the event matched
     (conversion goals or not: the event row records them all, for the timeline). Only
     conversion goals set ``has_converted`` and join the session's ``goals``."""
-    current = state if state is not None else new_session(event, offset)
+    current = state if state is not None else new_session(event, offset, stream)
     pageviews = current.pageviews + (event.kind == "pageview")
     has_clicked = current.has_clicked or event.kind == "click"
     max_scroll = max(current.max_scroll, event.scroll if event.kind == "engagement" else 0)
@@ -106,7 +114,8 @@ def apply_event(
     matched = matching_goals(goals, event)
     new_goals = tuple(g.id for g in matched if g.is_conversion and g.id not in current.goals)
     changes: dict[str, Any] = {
-        "version": offset,
+        "offset": offset,
+        "stream": stream,
         "last_event_at": max(current.last_event_at, event.ts),
         "events": current.events + 1,
         "pageviews": pageviews,

@@ -9,6 +9,7 @@ commit names the *next* offset to read.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,6 +29,14 @@ class Message:
     offset: int
     key: bytes
     value: bytes
+    # Which sequence of offsets this one belongs to: a (topic, partition) or one embedded
+    # queue file. Offsets are comparable only within a stream (the replay watermark uses it).
+    stream: int = 0
+
+
+def stream_id(*names: object) -> int:
+    """A stable 32-bit id for a stream, e.g. ``stream_id(topic, partition)``."""
+    return zlib.crc32("/".join(str(n) for n in names).encode())
 
 
 AssignmentCallback = Callable[[frozenset[int]], Awaitable[None]]

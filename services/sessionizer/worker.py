@@ -176,10 +176,11 @@ class Sessionizer:
         state = self.sessions.get(key)
         self.stats.consumed += 1
         self._advance(message)
-        if is_applied(state, message.offset):
+        if is_applied(state, message.offset, message.stream):
             self.stats.replayed_skipped += 1
             return
-        new_state, converted = apply_event(state, event, message.offset, self.goals)
+        new_state, converted = apply_event(state, event, message.offset, self.goals,
+                                           message.stream)
         self.sessions.put(key, message.partition, new_state)
         self._batch.events.append(event_row(event, converted))
         self._batch.sessions[key] = session_row(new_state)
@@ -200,7 +201,8 @@ class Sessionizer:
             )
         if batch.sessions:
             rows = list(batch.sessions.values())
-            token = content_token("s", (f"{r['session_id']}@{r['version']}" for r in rows))
+            token = content_token("s", (f"{r['site_id']}/{r['session_id']}@{r['version']}"
+                                         for r in rows))
             await self._with_retry(
                 lambda: self.store.insert("sessions", rows, dedup_token=token)
             )

@@ -33,6 +33,7 @@ from services.core.rows import SESSION_COLUMNS_FOR_RELOAD, session_from_row
 from services.core.session import SessionState, apply_event
 from services.core.settings import BotFilter, Settings
 from services.core.sites import add_site
+from services.core.transport import stream_id
 from services.servers.ingest_server import build_ingest_app
 from services.sessionizer.worker import Sessionizer
 
@@ -136,11 +137,13 @@ def topic_messages(bootstrap: str, topic: str) -> list[tuple[int, int, bytes]]:
     return asyncio.run(read())
 
 
-def fault_free_sessions(messages: list[tuple[int, int, bytes]]) -> dict[str, SessionState]:
+def fault_free_sessions(topic: str, messages: list[tuple[int, int, bytes]]
+                        ) -> dict[str, SessionState]:
     states: dict[str, SessionState] = {}
-    for _, offset, value in sorted(messages):
+    for partition, offset, value in sorted(messages):
         event = decode_event(value)
-        states[event.sid], _ = apply_event(states.get(event.sid), event, offset)
+        states[event.sid], _ = apply_event(states.get(event.sid), event, offset,
+                                           stream=stream_id(topic, partition))
     return states
 
 
@@ -196,7 +199,7 @@ def test_workers_split_partitions_survive_a_kill_and_a_join(
         wait_until(lambda: c is not None and bool(c.assignment()), 60, "the third worker")
         messages = topic_messages(kafka.bootstrap, topic)
         assert len(messages) == accepted
-        expected = fault_free_sessions(messages)
+        expected = fault_free_sessions(topic, messages)
         wait_until(lambda: stored(store, set(expected))[0] == expected, 30,
                    "session rows to equal a fault-free run")
         states, events, ids = stored(store, set(expected))

@@ -79,3 +79,19 @@ def test_the_queue_is_bounded(tmp_path: pathlib.Path) -> None:
         await queue.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_queue_file_keeps_its_stream_id_and_a_new_file_gets_another(tmp_path: pathlib.Path
+                                                                         ) -> None:
+    async def stream_of(path: pathlib.Path) -> int:
+        queue = DiskQueueTransport(path, max_pending=10)
+        await queue.start()
+        await queue.publish(b"k", b"v")
+        [message] = await drain(queue, "g", 1)
+        await queue.stop()
+        return message.stream
+
+    first = asyncio.run(stream_of(tmp_path / "q.sqlite3"))
+    assert asyncio.run(stream_of(tmp_path / "q.sqlite3")) == first
+    (tmp_path / "q.sqlite3").unlink()  # recreated: its offsets restart, so its stream differs
+    assert asyncio.run(stream_of(tmp_path / "q.sqlite3")) != first

@@ -71,3 +71,13 @@ def test_replayed_offsets_are_recognised() -> None:
 
     state = run(event("pageview"), event("pageview"))
     assert is_applied(state, 2) and not is_applied(state, 3) and not is_applied(None, 1)
+
+
+def test_an_event_from_another_stream_is_never_a_replay() -> None:
+    from services.core.session import is_applied
+
+    state, _ = apply_event(None, event("pageview"), 900, stream=3)
+    assert is_applied(state, 900, stream=3)
+    assert not is_applied(state, 5, stream=7)  # the key moved: a low offset elsewhere
+    moved, _ = apply_event(state, event("pageview"), 5, stream=7)
+    assert (moved.stream, moved.offset, moved.events, moved.pageviews) == (7, 5, 2, 2)
