@@ -41,7 +41,7 @@ class KafkaTransport:
         topic: str,
         *,
         compression: str | None = "gzip",
-        linger_ms: int = 5,
+        linger_ms: int = 1,
         publish_timeout_s: float = 10.0,
         max_in_flight: int = 20_000,
     ) -> None:
