@@ -112,6 +112,7 @@ def run_service(settings: Settings, args: argparse.Namespace) -> int:
     from services.servers.common import ConfigurationError, make_store, make_transport
 
     host, port = args.host or settings.host, args.port or settings.port
+    app: Any
     try:
         if args.service == "api":
             from services.servers.api_server import build_api_app

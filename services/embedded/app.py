@@ -29,6 +29,7 @@ from services.core.settings import BotFilter, Settings
 from services.embedded.admin import admin_routes
 from services.embedded.runtime import Runtime, secret_file
 from services.ingest.app import IngestStats, ingest_routes
+from services.ingest.endpoint import BeaconFastPath, with_fast_beacon_path
 from services.ingest.metrics import ingest_metrics
 from services.ingest.salts import SaltBook
 from services.servers.common import every, health_routes, stop_tasks
@@ -57,7 +58,7 @@ class Embedded:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> BeaconFastPath:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     store = ChdbStore(data_dir / "chdb")
@@ -116,7 +117,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> St
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.embedded = parts
-    return app
+    return with_fast_beacon_path(app)
 
 
 def ensure_demo_site(store: ChdbStore, data_dir: pathlib.Path) -> str:

@@ -1,6 +1,7 @@
 """The ingest HTTP surface: ``POST /api/event`` and the tracker script.
 
-The hot path is one Starlette route with no middleware stack: read at most
+The hot path, ``POST /api/event``, is a bare ASGI app (`services.ingest.endpoint`) that
+`with_fast_beacon_path` puts in front of Starlette's router and middleware: read at most
 ``max_body_bytes``, decode, run the steps, publish, answer. Everything the steps need (the
 User-Agent classifier and its cache, the GeoIP reader, the rate limiter, the parsed trusted
 proxies) is built once here, when the routes are made. Errors are translated once here: bad
@@ -15,41 +16,22 @@ import hashlib
 import logging
 import pathlib
 import time
-from collections import Counter
 from collections.abc import Callable, Container
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.core.beacon import BeaconError, decode_beacon
-from services.core.event import encode_event
-from services.core.transport import Transport, TransportError
+from services.core.transport import Transport
+from services.ingest.endpoint import CORS, BeaconEndpoint
+from services.ingest.endpoint import IngestStats as IngestStats  # re-exported
 from services.ingest.geoip import open_country_lookup
-from services.ingest.limits import RateLimiter, client_ip, trusted_networks
-from services.ingest.salts import SaltUnavailable
-from services.ingest.steps import Context, Drop, Incoming, process
+from services.ingest.limits import RateLimiter, trusted_networks
+from services.ingest.steps import Context
 from services.ingest.user_agents import UserAgents
 
 log = logging.getLogger("clickport.ingest")
 TRACKER_DIR = pathlib.Path(__file__).resolve().parents[2] / "tracker"
-CORS = {"access-control-allow-origin": "*", "access-control-allow-methods": "POST, OPTIONS",
-        "access-control-allow-headers": "content-type", "access-control-max-age": "86400"}
-ACCEPTED = b'{"ok":true}'
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class IngestStats:
-    def __init__(self) -> None:
-        self.accepted = 0
-        self.published = 0
-        self.rejected: Counter[str] = Counter()  # 400/413 by field
-        self.dropped: Counter[str] = Counter()  # by reason
-        self.unavailable = 0
 
 
 class TrackerAsset:
@@ -72,23 +54,6 @@ class TrackerAsset:
             return Response(self.gzipped, 200, {**headers, "content-encoding": "gzip"},
                             media_type="text/javascript")
         return Response(self.body, 200, headers, media_type="text/javascript")
-
-
-def _json(status: int, body: dict[str, object], extra: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, {**CORS, **(extra or {})},
-                    media_type="application/json")
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLarge
-    return bytes(body)
 
 
 def ingest_routes(
@@ -115,39 +80,7 @@ def ingest_routes(
         open_country_lookup(geoip_db) if geoip_db is not None else None, excluded_paths,
     )
 
-    async def post_event(request: Request) -> Response:
-        try:
-            body = await read_limited(request, max_body_bytes)
-            beacon = decode_beacon(body)
-        except BodyTooLarge:
-            stats.rejected["body_too_large"] += 1
-            return _json(413, {"error": "body too large", "limit_bytes": max_body_bytes})
-        except BeaconError as exc:
-            stats.rejected[exc.field or "body"] += 1
-            return _json(400, {"error": "invalid beacon", "field": exc.field,
-                               "detail": str(exc)})
-        peer = request.client.host if request.client else ""
-        ip = client_ip(peer, request.headers.get("x-forwarded-for"), trusted_proxies)
-        item = Incoming(beacon, ip, request.headers.get("user-agent", ""), now_ms())
-        try:
-            result = process(item, context)
-        except SaltUnavailable as exc:
-            return unavailable(str(exc), "visitor salt unavailable, retry later")
-        if isinstance(result, Drop):
-            stats.dropped[result.reason] += 1
-            return _json(202, {"ok": True, "dropped": result.reason})
-        try:
-            await transport.publish(result.sid.encode(), encode_event(result))
-        except TransportError as exc:
-            return unavailable(f"publish failed: {exc}", "event queue unavailable, retry later")
-        stats.accepted += 1
-        stats.published += 1
-        return Response(ACCEPTED, 202, CORS, media_type="application/json")
-
-    def unavailable(cause: str, message: str) -> Response:  # cause never holds the IP
-        stats.unavailable += 1
-        log.warning("answering 503: %s", cause)
-        return _json(503, {"error": message}, {"retry-after": "5"})
+    endpoint = BeaconEndpoint(transport, context, stats, max_body_bytes, trusted_proxies, now_ms)
 
     async def preflight(request: Request) -> Response:
         return Response(b"", 204, CORS)
@@ -158,7 +91,7 @@ def ingest_routes(
         return asset.response(request)
 
     return [
-        Route("/api/event", post_event, methods=["POST"]),
+        Route("/api/event", endpoint, methods=["POST"]),
         Route("/api/event", preflight, methods=["OPTIONS"]),
         Route("/js/clickport.js", tracker, methods=["GET", "HEAD"]),
     ]

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from prometheus_client.core import Metric
 
 from services.core.metrics import counter
-from services.ingest.app import IngestStats
+from services.ingest.endpoint import IngestStats
 
 
 def ingest_metrics(stats: IngestStats) -> Iterable[Metric]:

@@ -18,6 +18,7 @@ from services.core.settings import BotFilter, Settings
 from services.core.store import Store
 from services.core.transport import Transport
 from services.ingest.app import IngestStats, ingest_routes
+from services.ingest.endpoint import BeaconFastPath, with_fast_beacon_path
 from services.ingest.metrics import ingest_metrics
 from services.ingest.salts import SaltBook
 from services.servers.common import every, health_routes, stop_tasks
@@ -25,7 +26,7 @@ from services.servers.common import every, health_routes, stop_tasks
 SITES_REFRESH_SECONDS = 5.0
 
 
-def build_ingest_app(settings: Settings, transport: Transport, store: Store) -> Starlette:
+def build_ingest_app(settings: Settings, transport: Transport, store: Store) -> BeaconFastPath:
     known = site_rules.KnownSites()
     stats = IngestStats()
     salts = SaltBook(store, pepper=settings.visitor_salt_secret.encode())
@@ -67,4 +68,4 @@ def build_ingest_app(settings: Settings, transport: Transport, store: Store) -> 
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.ingest_stats = stats
-    return app
+    return with_fast_beacon_path(app)
