@@ -3,7 +3,7 @@
 chDB holds its data path for one process (a second process opening it fails), so the
 embedded product runs in one process and CLI writes go through it. Within the process one
 session serves inserts and reads from several threads, one statement at a time (a lock:
-concurrent parameterised queries lose their parameters). Inserts are one ``JSONEachRow``
+concurrent parameterised queries lose their parameters). Inserts are one columnar (Arrow)
 batch per call; ``insert_deduplication_token`` makes a retried batch a no-op.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+import pyarrow
 from chdb import session as chdb_session
 
 from services.core.store import Row, StoreError, run_migrations
@@ -24,10 +25,18 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9:_.,-]{1,200}$")
 
 
-def ms_to_text(ms: int) -> str:
-    """Integer milliseconds as the ``seconds.millis`` text DateTime64(3) parses exactly."""
-    seconds, millis = divmod(int(ms), 1000)
-    return f"{seconds}.{millis:03d}"
+def _arrow_type(column_type: str) -> pyarrow.DataType:
+    """The Arrow type that carries a value of our row dicts into a ClickHouse column; the
+    INSERT ... SELECT casts it to the column's exact type."""
+    if column_type.startswith("DateTime64"):
+        return pyarrow.timestamp("ms", tz="UTC")  # rows hold integer milliseconds
+    if column_type.startswith("UInt"):
+        return pyarrow.uint64()
+    if column_type.startswith("Int"):
+        return pyarrow.int64()
+    if column_type.startswith("Array"):
+        return pyarrow.list_(pyarrow.string())
+    return pyarrow.string()
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r",
@@ -48,7 +57,7 @@ class ChdbStore:
         except Exception as exc:  # chDB raises plain RuntimeError subclasses
             raise StoreError(f"cannot open chDB at {path}: {exc}") from exc
         self._session.query("SET output_format_json_quote_64bit_integers = 0")
-        self._datetime_columns: dict[str, frozenset[str]] = {}
+        self._column_types: dict[str, dict[str, str]] = {}
         self._columns_lock = threading.Lock()
         # One statement at a time: concurrent parameterised queries on one chDB session lose
         # their parameters ("Substitution `s` is not set"), seen with two threads.
@@ -66,19 +75,28 @@ class ChdbStore:
             return
         if not _IDENT.match(table):
             raise StoreError(f"bad table name {table!r}")
-        datetimes = self._datetime_columns_of(table)
-        lines = []
-        for row in rows:
-            if datetimes:
-                row = {k: (ms_to_text(v) if k in datetimes else v) for k, v in row.items()}
-            lines.append(orjson.dumps(row))
+        types = self._column_types_of(table)
+        columns = list(rows[0])
+        unknown = [c for c in columns if c not in types]
+        if unknown:
+            raise StoreError(f"{table} has no column(s) {', '.join(unknown)}")
+        # Columnar: one Arrow array per column, read by chDB's Python() table function, which
+        # finds ``batch_table`` by name in this frame (3.3x the rows/s of JSONEachRow text).
+        batch_table = pyarrow.table({  # noqa: F841 - read by name by Python() below
+            name: pyarrow.array([row[name] for row in rows], _arrow_type(types[name]))
+            for name in columns})
         settings = ""
         if dedup_token:
             if not _TOKEN.match(dedup_token):
                 raise StoreError(f"bad deduplication token {dedup_token!r}")
             settings = f" SETTINGS insert_deduplication_token = '{dedup_token}'"
-        data = b"\n".join(lines).decode()
-        self._run(f"INSERT INTO {table}{settings} FORMAT JSONEachRow\n{data}")
+        names = ", ".join(columns)
+        try:
+            with self._session_lock:
+                self._session.query(f"INSERT INTO {table} ({names}){settings} "
+                                    f"SELECT {names} FROM Python(batch_table)")
+        except Exception as exc:
+            raise StoreError(str(exc)) from exc
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         bound = {name: escape_param(value) for name, value in (params or {}).items()}
@@ -104,15 +122,13 @@ class ChdbStore:
         except Exception as exc:
             raise StoreError(str(exc)) from exc
 
-    def _datetime_columns_of(self, table: str) -> frozenset[str]:
+    def _column_types_of(self, table: str) -> dict[str, str]:
         with self._columns_lock:
-            if table not in self._datetime_columns:
+            if table not in self._column_types:
                 described = self.query(
                     "SELECT name, type FROM system.columns "
                     "WHERE database = currentDatabase() AND table = {t:String}",
                     {"t": table},
                 )
-                self._datetime_columns[table] = frozenset(
-                    r["name"] for r in described if r["type"].startswith("DateTime64")
-                )
-            return self._datetime_columns[table]
+                self._column_types[table] = {r["name"]: r["type"] for r in described}
+            return self._column_types[table]
