@@ -86,8 +86,49 @@ def goal_matches(goal: Goal, event: Event) -> bool:
     return all(results) if goal.logic == "all" else any(results)
 
 
-def matching_goals(goals: Sequence[Goal], event: Event) -> list[Goal]:
+def matching_goals(goals: Sequence[Goal] | GoalIndex, event: Event) -> list[Goal]:
+    if isinstance(goals, GoalIndex):
+        return goals.matching(event)
     return [goal for goal in goals if goal.site == event.site and goal_matches(goal, event)]
+
+
+_Compiled = tuple[Goal, tuple[tuple[str, Callable[[str, str], bool], str], ...]]
+
+
+class GoalIndex:
+    """The same matching as `goal_matches`, prepared once per goal refresh: goals grouped by
+    (site, event kind), so an event meets only the goals that can match it, condition values
+    casefolded once, and each event field casefolded at most once per event."""
+
+    def __init__(self, goals: Sequence[Goal]) -> None:
+        self.goals = tuple(goals)
+        self._by_site_kind: dict[tuple[str, str], list[_Compiled]] = {}
+        for goal in self.goals:
+            conditions = tuple((c.field, _OPERATORS[c.operator], c.value.casefold())
+                               for c in goal.conditions)
+            key = (goal.site, _KIND_OF_TYPE[goal.type])
+            self._by_site_kind.setdefault(key, []).append((goal, conditions))
+
+    def __len__(self) -> int:
+        return len(self.goals)
+
+    def matching(self, event: Event) -> list[Goal]:
+        candidates = self._by_site_kind.get((event.site, event.kind))
+        if not candidates:
+            return []
+        values: dict[str, str] = {}
+
+        def have(field: str) -> str:
+            if field not in values:
+                values[field] = field_value(event, field).casefold()
+            return values[field]
+
+        found = []
+        for goal, conditions in candidates:
+            results = (test(have(field), want) for field, test, want in conditions)
+            if not conditions or (all(results) if goal.logic == "all" else any(results)):
+                found.append(goal)
+        return found
 
 
 _conditions_decoder = msgspec.json.Decoder(tuple[Condition, ...])

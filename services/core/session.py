@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from services.core.event import Event
-from services.core.goals import Goal, matching_goals
+from services.core.goals import Goal, GoalIndex, matching_goals
 
 BOUNCE_MAX_PAGEVIEWS = 1
 BOUNCE_MAX_SCROLL = 25  # a bounce scrolled less than this
@@ -100,7 +100,8 @@ def new_session(event: Event, offset: int, stream: int = 0) -> SessionState:
 
 
 def apply_event(
-    state: SessionState | None, event: Event, offset: int, goals: Sequence[Goal] = (),
+    state: SessionState | None, event: Event, offset: int,
+    goals: Sequence[Goal] | GoalIndex = (),
     stream: int = 0,
 ) -> tuple[SessionState, list[str]]:
     """Apply one event; returns the new state and the ids of every goal the event matched

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from services.core.event import Event, decode_event
-from services.core.goals import GOALS_QUERY, Goal, goal_from_row
+from services.core.goals import GOALS_QUERY, Goal, GoalIndex, goal_from_row
 from services.core.rows import event_row, session_row
 from services.core.session import apply_event, is_applied
 from services.core.store import Store, StoreError
@@ -90,7 +90,7 @@ class Sessionizer:
         self.batch_max_seconds = batch_max_seconds
         self.sessions = SessionTable(idle_seconds)
         self.stats = SessionizerStats()
-        self.goals: Sequence[Goal] = ()
+        self.goals: Sequence[Goal] | GoalIndex = ()
         self._goals_loaded_at = -1e9
         self._clock = clock
         self._batch = _Batch()
@@ -140,7 +140,7 @@ class Sessionizer:
         except StoreError as exc:
             log.warning("goals refresh failed, keeping %d goals: %s", len(self.goals), exc)
             return
-        self.goals = tuple(goal_from_row(r) for r in rows)
+        self.goals = GoalIndex([goal_from_row(r) for r in rows])
         self._goals_loaded_at = self._clock()
 
     async def handle(self, messages: list[Message]) -> None:

@@ -171,3 +171,20 @@ def test_batch_boundaries_and_replays_change_nothing(store: Store, data: st.Data
     counts = store.query("SELECT count() AS sessions, countIf(has_converted = 1) AS conversions "
                          "FROM sessions FINAL WHERE site_id = {s:String}", {"s": site})[0]
     assert counts["conversions"] <= counts["sessions"] == len(sessions)
+
+
+def test_reload_finds_stored_sessions_by_site_including_odd_ids(store: Store) -> None:
+    from services.sessionizer.state import load_sessions
+
+    worker = sessionizer(store, ())
+    sids = ["plainid" + "x" * 15, "odd,id" + "x" * 16, "other" + "y" * 17]
+    messages = [Message(0, i + 1, sid.encode(), encode_event(Event(
+        id=uuid.uuid4().hex, site="reload.example" if i < 2 else "reload2.example", sid=sid,
+        ts=1_764_000_000_000 + i, kind="pageview", url="https://r/", path="/")))
+        for i, sid in enumerate(sids)]
+    asyncio.run(feed(worker, messages, []))
+    keys = {("reload.example", sids[0]), ("reload.example", sids[1]),
+            ("reload2.example", sids[2]), ("reload.example", "missing" + "z" * 15)}
+    found = load_sessions(store, keys)
+    assert set(found) == keys - {("reload.example", "missing" + "z" * 15)}
+    assert all(state.pageviews == 1 for state in found.values())

@@ -45,3 +45,39 @@ def test_goal_type_must_match_event_kind() -> None:
     assert not goal_matches(goal(type_="pageview"), CLICK)
     assert goal_matches(goal(Condition("path", "starts_with", "/blog"), type_="pageview"),
                         event("pageview", path="/blog/x"))
+
+
+def test_the_goal_index_matches_exactly_like_goal_matches() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from services.core.goals import FIELDS_BY_TYPE, GoalIndex, matching_goals
+
+    operators = ["equals", "not_equals", "contains", "not_contains", "starts_with",
+                 "ends_with", "is_empty", "is_not_empty"]
+    words = st.sampled_from(["", "Amazon", "amazon.com", "/dp/", "Buy", "/blog", "signup"])
+
+    @st.composite
+    def goals(draw: st.DrawFn) -> Goal:
+        kind = draw(st.sampled_from(["click", "pageview", "custom"]))
+        fields = sorted(FIELDS_BY_TYPE[kind])
+        conditions = tuple(Condition(draw(st.sampled_from(fields)),  # type: ignore[arg-type]
+                                     draw(st.sampled_from(operators)), draw(words))
+                           for _ in range(draw(st.integers(0, 3))))
+        return Goal(id=str(draw(st.integers(0, 10**6))), site=draw(st.sampled_from(
+            ["example.com", "other.com"])), name="g", type=kind,  # type: ignore[arg-type]
+            conditions=conditions, logic=draw(st.sampled_from(["all", "any"])))
+
+    @st.composite
+    def events(draw: st.DrawFn) -> object:
+        return event(draw(st.sampled_from(["click", "pageview", "custom", "engagement"])),
+                     site=draw(st.sampled_from(["example.com", "other.com"])),
+                     click_url=draw(words), click_domain=draw(words), click_text=draw(words),
+                     asin=draw(words), path=draw(words), name=draw(words))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(goals(), max_size=6), events())
+    def check(goal_list: list[Goal], item: object) -> None:
+        assert GoalIndex(goal_list).matching(item) == matching_goals(goal_list, item)  # type: ignore[arg-type]
+
+    check()
