@@ -6,7 +6,7 @@ Comparison is case-insensitive. Conditions combine with ``all`` (AND, the defaul
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import msgspec
@@ -111,6 +111,9 @@ class GoalIndex:
 
     def __len__(self) -> int:
         return len(self.goals)
+
+    def __iter__(self) -> Iterator[Goal]:
+        return iter(self.goals)
 
     def matching(self, event: Event) -> list[Goal]:
         candidates = self._by_site_kind.get((event.site, event.kind))
