@@ -70,3 +70,12 @@ def endpoint(handlers: Mapping[str, Handler]) -> Handler:
             return json_response({"error": "internal error"}, 500)
 
     return dispatch
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    """The app-level 404: JSON under ``/api/`` (a client of the API reads JSON), plain text
+    elsewhere. Registered by the composition roots as the app's 404 handler."""
+    if request.url.path.startswith("/api/"):
+        return Response(msgspec.json.encode({"error": f"no such endpoint: {request.url.path}"}),
+                        404, media_type="application/json")
+    return Response("Not Found", 404, media_type="text/plain")

@@ -53,7 +53,7 @@ def decode_goal(body: bytes) -> GoalInput:
         goal = _decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise ApiError(400, f"invalid goal: {exc}", _field_of(str(exc))) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 in a string
         raise ApiError(400, "the body must be a JSON object (a goal)") from None
     name = goal.name.strip()
     if not name:

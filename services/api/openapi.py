@@ -92,7 +92,7 @@ def document() -> dict[str, Any]:
                     *_PERIOD,
                     _param("domain", "query", "Drill into this destination domain's URLs.",
                            {"type": "string", "maxLength": 253}),
-                ], "200", {"oneOf": [_ref("OutboundDomains"), _ref("OutboundUrls")]})},
+                ], "200", {"anyOf": [_ref("OutboundDomains"), _ref("OutboundUrls")]})},
             "/api/sessions": {"get": _operation("Sessions, newest first, cursor paging", [
                 *_PERIOD,
                 _param("limit", "query", "Rows per page.", {

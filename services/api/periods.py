@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 PERIODS = ("today", "yesterday", "7d", "30d", "90d", "12m", "all")
 MAX_RANGE_DAYS = 5 * 366
+# What the Store's DateTime64 parameters take, with room for the previous period.
+EARLIEST_DATE, LATEST_DATE = dt.date(1900, 1, 1), dt.date(2299, 12, 31)
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
@@ -44,6 +46,8 @@ def resolve_period(
         if not (date_from and date_to):
             raise PeriodError("give both 'from' and 'to' (YYYY-MM-DD, 'to' exclusive)")
         first, last = _date(date_from, "from"), _date(date_to, "to")
+        if not (EARLIEST_DATE <= first and last <= LATEST_DATE):
+            raise PeriodError(f"dates must lie between {EARLIEST_DATE} and {LATEST_DATE}")
         if last <= first:
             raise PeriodError("'to' must be after 'from'")
         if (last - first).days > MAX_RANGE_DAYS:

@@ -60,7 +60,7 @@ class Custom(_Beacon, tag="x", frozen=True):
 Beacon = Pageview | Click | Engagement | Custom
 
 _decoder = msgspec.json.Decoder(Beacon)
-_FIELD_IN_MESSAGE = re.compile(r"at `\$\.?([^`]*)`")
+_FIELD_IN_MESSAGE = re.compile(r"`\$\.?([^`]*)`")  # also "at `key` in `$.p`"
 
 
 class BeaconError(ValueError):
@@ -84,7 +84,7 @@ def decode_beacon(body: bytes) -> Beacon:
             missing = re.search(r"missing required field `([^`]*)`", text)
             field = missing.group(1) if missing else field
         return _raise(text, field)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         return _raise(f"malformed JSON: {exc}", "")
 
 

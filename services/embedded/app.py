@@ -23,6 +23,7 @@ from starlette.routing import Route
 from services.adapters.chdb_store import ChdbStore
 from services.adapters.disk_queue import DiskQueueTransport
 from services.api.app import api_routes
+from services.api.errors import not_found
 from services.core import sites as site_rules
 from services.core.metrics import render
 from services.core.settings import BotFilter, Settings
@@ -115,7 +116,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         *health_routes(lambda: readiness(parts), lambda: metrics(parts)),
         *admin_routes(store, known, runtime),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
     app.state.embedded = parts
     return with_fast_beacon_path(app)
 

@@ -36,6 +36,10 @@ _JSON_CORS = [(b"content-type", b"application/json"),
 ACCEPTED = b'{"ok":true}'
 
 
+class ClientGone(Exception):
+    """The client disconnected before its request was complete."""
+
+
 class IngestStats:
     def __init__(self) -> None:
         self.accepted = 0
@@ -57,7 +61,10 @@ class BeaconEndpoint:
         self.now_ms = now_ms
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status, body, extra = await self.handle(scope, receive)
+        try:
+            status, body, extra = await self.handle(scope, receive)
+        except ClientGone:
+            return  # nobody to answer, and a body the client did not finish is not an event
         headers = [*_JSON_CORS, *extra, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -103,12 +110,13 @@ class BeaconEndpoint:
         return 202, ACCEPTED, []
 
     async def _read(self, receive: Receive) -> bytes | None:
-        """The whole body, or None as soon as it passes the limit (chunked bodies too)."""
+        """The whole body, or None as soon as it passes the limit (chunked bodies too);
+        raises `ClientGone` when the client disconnects before the body is complete."""
         body = b""
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return body
+            if message["type"] != "http.request":
+                raise ClientGone
             chunk: bytes = message.get("body", b"")
             body += chunk
             if len(body) > self.max_body_bytes:

@@ -11,6 +11,7 @@ from prometheus_client.core import Metric
 from starlette.applications import Starlette
 
 from services.api.app import api_routes
+from services.api.errors import not_found
 from services.core.metrics import counter, render
 from services.core.store import Store, StoreError
 from services.servers.common import health_routes
@@ -43,4 +44,4 @@ def build_api_app(store: Store) -> Starlette:
         return render(readiness_metrics)
 
     return Starlette(routes=[*api_routes(store), *health_routes(ready, metrics)],
-                     lifespan=lifespan)
+                     lifespan=lifespan, exception_handlers={404: not_found})

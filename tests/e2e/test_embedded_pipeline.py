@@ -127,3 +127,10 @@ def test_health_readiness_and_prometheus_metrics(client: TestClient) -> None:
     assert "clickport_ingest_accepted_total 1.0" in lines
     assert any(line.startswith("clickport_sessionizer_consumer_lag ") for line in lines)
     assert any(line.startswith("clickport_sessionizer_last_insert_seconds ") for line in lines)
+
+
+def test_an_unknown_api_path_is_a_json_404(client: TestClient) -> None:
+    response = client.get("/api/nope")
+    assert response.status_code == 404
+    assert response.json() == {"error": "no such endpoint: /api/nope"}
+    assert client.get("/nope").status_code == 404

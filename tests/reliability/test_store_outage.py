@@ -1,0 +1,259 @@
+"""The Store unavailable for a while on the embedded path (PRODUCT.md I5, S6; docs/delivery.md
+"a failed write is retried with backoff while polling pauses; nothing is dropped").
+
+The fault is injected into the real chDB store: `OutageStore` is `ChdbStore` with a switch
+that makes it raise `StoreUnavailable` for N seconds, in three ways:
+
+- ``insert``: every insert into ``events``/``sessions`` fails before writing;
+- ``insert-lands``: the insert is written, then the call fails anyway (a timeout after the
+  server committed: the retry must not store anything twice);
+- ``everything``: every insert and every query fails (session reloads, goal and site
+  refreshes and API reads included).
+
+Beacons keep arriving before, during and after the outage. Ingest keeps answering 202 (it
+never waits on the Store); the sessionizer stops consuming (the queue grows), retries, and
+catches up. Then the ``events`` table holds exactly the beacons answered 2xx, once each, and
+every stored session equals the pure fold of `apply_event` over its events read back from the
+table (in the order they were posted, with the offsets the queue gave them): the state a run
+without the fault produces (tests/integration/test_sessionizer_properties.py proves the
+sessionizer equals that fold without faults).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+import services.embedded.app as embedded_app
+from services.adapters.chdb_store import ChdbStore
+from services.core import sites as site_rules
+from services.core.event import Event
+from services.core.goals import GOALS_QUERY, goal_from_row
+from services.core.rows import SESSION_COLUMNS_FOR_RELOAD, session_from_row
+from services.core.session import SessionState, apply_event
+from services.core.store import Row, StoreUnavailable
+
+from .support import LONG, SITE, EmbeddedRun, wait_for, write_figures
+
+OUTAGE_SECONDS = 20.0 if LONG else 3.0
+SESSIONS = 60 if LONG else 30
+pytestmark = pytest.mark.timeout(600 if LONG else 180)
+
+
+class OutageStore(ChdbStore):
+    """The real chDB store, made unavailable on demand (fault injection, not a stand-in)."""
+
+    mode = "insert"
+
+    def __init__(self, path: pathlib.Path) -> None:
+        super().__init__(path)
+        self.down_until = 0.0
+        self.failures = 0
+        self._count_lock = threading.Lock()
+
+    def down(self) -> bool:
+        return time.monotonic() < self.down_until
+
+    def _fail(self) -> None:
+        with self._count_lock:
+            self.failures += 1
+        raise StoreUnavailable("injected outage: the Store is unreachable")
+
+    def insert(self, table: str, rows: Sequence[Row], *, dedup_token: str = "") -> None:
+        if self.down() and (self.mode == "everything" or table in ("events", "sessions")):
+            if self.mode == "insert-lands":
+                super().insert(table, rows, dedup_token=dedup_token)
+            self._fail()
+        super().insert(table, rows, dedup_token=dedup_token)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        if self.down() and self.mode == "everything":
+            self._fail()
+        return super().query(sql, params)
+
+
+def beacons(sessions: int) -> list[dict[str, Any]]:
+    """Interleaved sessions of pageviews, engagement and clicks (some convert a goal); each
+    beacon's page URL carries its position, so its stored row can be put back in order."""
+    plans = []
+    for s in range(sessions):
+        sid = f"outage{s:04d}" + "x" * 12
+        plan: list[dict[str, Any]] = [{"t": "p", "sid": sid}]
+        for step in range(1 + s % 5):
+            if step % 3 == 0:
+                plan.append({"t": "c", "sid": sid, "ck": "primary", "ct": f"Buy {step}",
+                             "cu": f"https://www.{'amazon' if s % 2 else 'stripe'}.com/dp/"
+                                   f"B00000000{step}"})
+            elif step % 3 == 1:
+                plan.append({"t": "e", "sid": sid, "sd": (s * 7 + step) % 101,
+                             "vt": 4_000 * step})
+            else:
+                plan.append({"t": "p", "sid": sid, "r": "https://www.google.com/"})
+        plans.append(plan)
+    ordered = []
+    while any(plans):
+        for plan in plans:
+            if plan:
+                ordered.append(plan.pop(0))
+    for seq, beacon in enumerate(ordered):
+        beacon.update(d=SITE, u=f"https://demo.localhost/page/{seq % 7}?seq={seq}")
+    return ordered
+
+
+EVENT_COLUMNS = """
+    toString(event_id) AS id, site_id, session_id, toUnixTimestamp64Milli(timestamp) AS ts,
+    name, url, path, visitor_id, referrer, referrer_source, utm_source, utm_medium,
+    utm_campaign, utm_term, utm_content, device, browser, os, country, click_domain,
+    scroll_depth, visible_ms, custom_name, meta_keys, meta_values
+"""
+
+
+def event_of_row(row: dict[str, Any]) -> Event:
+    meta = dict(zip(row["meta_keys"], row["meta_values"], strict=True))
+    click = row["name"] == "click"
+    return Event(
+        id=row["id"], site=row["site_id"], sid=row["session_id"], ts=int(row["ts"]),
+        kind=row["name"], url=row["url"], path=row["path"], vid=int(row["visitor_id"]),
+        referrer=row["referrer"], source=row["referrer_source"],
+        utm_source=row["utm_source"], utm_medium=row["utm_medium"],
+        utm_campaign=row["utm_campaign"], utm_term=row["utm_term"],
+        utm_content=row["utm_content"], device=row["device"], browser=row["browser"],
+        os=row["os"], country=row["country"], click_domain=row["click_domain"],
+        click_url=meta.get("click_url", "") if click else "",
+        click_text=meta.get("click_text", "") if click else "",
+        click_kind=meta.get("click_kind", "") if click else "",
+        asin=meta.get("asin", "") if click else "",
+        scroll=int(row["scroll_depth"]), visible_ms=int(row["visible_ms"]),
+        name=row["custom_name"], props={} if click else meta,
+    )
+
+
+def fold(store: ChdbStore, stream: int) -> dict[str, SessionState]:
+    """The sessions a fault-free run makes of the stored events: `apply_event` over them in
+    posting order, the n-th accepted beacon at offset n of the queue's stream (a fresh
+    queue, one poster)."""
+    goals = [goal_from_row(r) for r in store.query(GOALS_QUERY)]
+    rows = store.query(f"SELECT {EVENT_COLUMNS} FROM events FINAL WHERE site_id = {{s:String}}",
+                       {"s": SITE})
+    rows.sort(key=lambda r: int(r["url"].rsplit("seq=", 1)[1]))
+    states: dict[str, SessionState] = {}
+    for offset, row in enumerate(rows, start=1):
+        event = event_of_row(row)
+        states[event.sid], _ = apply_event(states.get(event.sid), event, offset, goals,
+                                           stream=stream)
+    return states
+
+
+def stored_sessions(store: ChdbStore) -> dict[str, SessionState]:
+    rows = store.query(f"SELECT {SESSION_COLUMNS_FOR_RELOAD} FROM sessions FINAL "
+                       "WHERE site_id = {s:String}", {"s": SITE})
+    return {r["session_id"]: session_from_row(r) for r in rows}
+
+
+@pytest.mark.parametrize("mode", ["insert", "insert-lands", "everything"])
+def test_store_outage_stops_consumption_then_catches_up_without_loss(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    monkeypatch.setattr(OutageStore, "mode", mode)
+    monkeypatch.setattr(embedded_app, "ChdbStore", OutageStore)
+    plan = beacons(SESSIONS)
+    third = len(plan) // 3
+    with EmbeddedRun(tmp_path / "data") as run:
+        store: OutageStore = run.store
+        assert isinstance(store, OutageStore)
+        goal = run.client.post("/api/goals", headers={"x-api-key": run.key}, json={
+            "name": "Amazon", "type": "click",
+            "conditions": [{"field": "domain", "operator": "contains", "value": "amazon"}]})
+        assert goal.status_code == 201, goal.text
+        sessionizer = run.parts.sessionizer
+        assert wait_for(lambda: len(sessionizer.goals) == 1, 10)
+
+        answered = 0
+
+        def post(beacon: dict[str, Any]) -> None:
+            nonlocal answered
+            response = run.post_json(beacon)
+            assert response.status_code == 202 and response.json() == {"ok": True}, (
+                response.status_code, response.text)
+            answered += 1
+
+        for beacon in plan[:third]:  # healthy
+            post(beacon)
+        assert run.wait_until_stored(answered)
+
+        store.down_until = time.monotonic() + OUTAGE_SECONDS  # the outage begins
+        during = plan[third:2 * third]
+        pause = OUTAGE_SECONDS * 0.8 / len(during)
+        consumed_when_blocked = None
+        max_pending = 0
+        for i, beacon in enumerate(during):
+            post(beacon)
+            max_pending = max(max_pending, run.parts.transport.pending())
+            if consumed_when_blocked is None and sessionizer.stats.store_retries:
+                consumed_when_blocked = sessionizer.stats.consumed  # it is in its retry loop
+            time.sleep(pause if i < len(during) - 1 else 0)
+        if consumed_when_blocked is None:
+            assert wait_for(lambda: sessionizer.stats.store_retries, OUTAGE_SECONDS)
+            consumed_when_blocked = sessionizer.stats.consumed
+        while store.down_until - time.monotonic() > 0.2:
+            max_pending = max(max_pending, run.parts.transport.pending())
+            time.sleep(0.05)
+        consumed_at_outage_end = sessionizer.stats.consumed  # sampled just before the end
+        while store.down():
+            time.sleep(0.01)
+        ended = time.monotonic()
+
+        for beacon in plan[2 * third:]:  # after the outage, while it catches up
+            post(beacon)
+        assert run.wait_until_stored(answered, seconds=60), (
+            f"{answered} answered 202, {run.stored_events()} stored")
+        caught_up = time.monotonic() - ended
+
+        assert consumed_when_blocked is not None
+        assert consumed_at_outage_end == consumed_when_blocked, "it kept consuming while down"
+        assert max_pending >= len(during) // 2, "the queue did not hold the events meanwhile"
+        assert store.failures > 0 and sessionizer.stats.store_retries > 0
+        assert sessionizer.stats.corrupt == 0 and sessionizer.running
+
+        expected = fold(store, run.parts.transport.stream)
+        assert len(expected) == SESSIONS
+        assert stored_sessions(store) == expected
+        raw = store.query("SELECT count() AS n, uniqExact(event_id) AS ids FROM events")[0]
+        final = store.query("SELECT count() AS n FROM events FINAL")[0]["n"]
+        assert int(final) == answered == len(plan)
+        converted = sum(s.has_converted for s in expected.values())
+        assert converted == SESSIONS // 2  # the odd sessions clicked amazon.com
+        write_figures(f"store-outage-{mode}", {
+            "mode": mode, "outage_seconds": OUTAGE_SECONDS, "events_sent": len(plan),
+            "answered_2xx": answered, "events_stored": int(final),
+            "physical_duplicate_rows": int(raw["n"]) - int(raw["ids"]),
+            "duplicates_after_final": int(final) - int(raw["ids"]),
+            "sessions": len(expected), "store_failures_injected": store.failures,
+            "sessionizer_retries": sessionizer.stats.store_retries,
+            "max_queue_pending": max_pending, "catch_up_seconds": round(caught_up, 2),
+        })
+
+
+def test_the_api_answers_503_while_the_store_is_down_and_ingest_keeps_accepting(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(OutageStore, "mode", "everything")
+    monkeypatch.setattr(embedded_app, "ChdbStore", OutageStore)
+    with EmbeddedRun(tmp_path / "data") as run:
+        store: OutageStore = run.store
+        cached = {"x-api-key": run.key}
+        assert run.client.get("/api/kpis", headers=cached).status_code == 200
+        fresh = {"x-api-key": site_rules.create_key(store, SITE)}
+        store.down_until = time.monotonic() + 60
+        page = {"t": "p", "d": SITE, "u": "https://demo.localhost/", "sid": "down" * 6}
+        assert run.post_json(page).json() == {"ok": True}  # ingest never waits on the Store
+        answers = [run.client.get("/api/kpis", headers=headers) for headers in (cached, fresh)]
+        store.down_until = 0.0
+        assert run.wait_until_stored(1)
+        assert run.client.get("/api/kpis", headers=fresh).status_code == 200
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json() == {"error": "storage unavailable, retry later"}
