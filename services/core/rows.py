@@ -3,6 +3,7 @@ event and the session state, so a replay writes rows identical to the first writ
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,9 +88,10 @@ def session_row(state: SessionState) -> dict[str, Any]:
 
 
 def session_from_row(row: dict[str, Any]) -> SessionState:
-    """Rebuild a session's state from its stored row (timestamps as integer ms)."""
+    """Rebuild a session's state from its stored row (timestamps as integer ms); repeated
+    strings are interned as `new_session` does."""
     return SessionState(
-        site=row["site_id"],
+        site=sys.intern(row["site_id"]),
         sid=row["session_id"],
         offset=int(row["last_offset"]),
         stream=int(row["last_stream"]),
@@ -98,17 +100,17 @@ def session_from_row(row: dict[str, Any]) -> SessionState:
         last_event_at=int(row["last_event_at_ms"]),
         pageviews=int(row["pageviews"]),
         events=int(row["events"]),
-        entry_page=row["entry_page"],
-        exit_page=row["exit_page"],
-        referrer=row["referrer"],
-        source=row["referrer_source"],
-        utm_source=row["utm_source"],
-        utm_medium=row["utm_medium"],
-        utm_campaign=row["utm_campaign"],
-        device=row["device"],
-        browser=row["browser"],
-        os=row["os"],
-        country=row["country"],
+        entry_page=sys.intern(row["entry_page"]),
+        exit_page=sys.intern(row["exit_page"]),
+        referrer=sys.intern(row["referrer"]),
+        source=sys.intern(row["referrer_source"]),
+        utm_source=sys.intern(row["utm_source"]),
+        utm_medium=sys.intern(row["utm_medium"]),
+        utm_campaign=sys.intern(row["utm_campaign"]),
+        device=sys.intern(row["device"]),
+        browser=sys.intern(row["browser"]),
+        os=sys.intern(row["os"]),
+        country=sys.intern(row["country"]),
         max_scroll=int(row["max_scroll"]),
         visible_ms=int(row["visible_ms"]),
         has_clicked=bool(row["has_clicked"]),

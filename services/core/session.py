@@ -17,6 +17,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,24 +79,25 @@ def is_applied(state: SessionState | None, offset: int, stream: int = 0) -> bool
 
 
 def new_session(event: Event, offset: int, stream: int = 0) -> SessionState:
+    shared = sys.intern  # one copy of each repeated string across all sessions in memory
     return SessionState(
-        site=event.site,
+        site=shared(event.site),
         sid=event.sid,
         offset=offset,
         stream=stream,
         visitor_id=event.vid,
         started_at=event.ts,
         last_event_at=event.ts,
-        entry_page=event.path if event.kind == "pageview" else "",
-        referrer=event.referrer,
-        source=event.source,
-        utm_source=event.utm_source,
-        utm_medium=event.utm_medium,
-        utm_campaign=event.utm_campaign,
-        device=event.device,
-        browser=event.browser,
-        os=event.os,
-        country=event.country,
+        entry_page=shared(event.path) if event.kind == "pageview" else "",
+        referrer=shared(event.referrer),
+        source=shared(event.source),
+        utm_source=shared(event.utm_source),
+        utm_medium=shared(event.utm_medium),
+        utm_campaign=shared(event.utm_campaign),
+        device=shared(event.device),
+        browser=shared(event.browser),
+        os=shared(event.os),
+        country=shared(event.country),
     )
 
 
@@ -127,9 +129,9 @@ def apply_event(
         and is_bounce(pageviews, has_clicked, max_scroll, visible_ms),
     }
     if event.kind == "pageview":
-        changes["exit_page"] = event.path
+        changes["exit_page"] = sys.intern(event.path)
         if not current.entry_page:
-            changes["entry_page"] = event.path
+            changes["entry_page"] = changes["exit_page"]
     if new_goals:
         changes["goals"] = current.goals + new_goals
         changes["has_converted"] = True
