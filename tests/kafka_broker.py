@@ -150,7 +150,9 @@ class LocalBroker:
             port=self.port, controller_port=self.controller_port, data_dir=self.workdir / "data"))
         if not (self.workdir / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+            # "=" form: an id that starts with "-" (1 in 64) would be read as an option
+            fmt = subprocess.run(self._java("kafka.tools.StorageTool", "format",
+                                            f"--cluster-id={cluster_id}",
                                             "-c", str(props), "--ignore-formatted"),
                                  capture_output=True, timeout=120)
             if fmt.returncode != 0:

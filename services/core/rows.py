@@ -3,12 +3,11 @@ event and the session state, so a replay writes rows identical to the first writ
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from services.core.event import Event
-from services.core.session import SessionState
+from services.core.session import SessionState, share
 
 EVENT_NAMES = {"pageview": "pageview", "click": "click", "engagement": "engagement",
                "custom": "custom"}
@@ -89,9 +88,9 @@ def session_row(state: SessionState) -> dict[str, Any]:
 
 def session_from_row(row: dict[str, Any]) -> SessionState:
     """Rebuild a session's state from its stored row (timestamps as integer ms); repeated
-    strings are interned as `new_session` does."""
+    strings are shared as `new_session` does."""
     return SessionState(
-        site=sys.intern(row["site_id"]),
+        site=share(row["site_id"]),
         sid=row["session_id"],
         offset=int(row["last_offset"]),
         stream=int(row["last_stream"]),
@@ -100,17 +99,17 @@ def session_from_row(row: dict[str, Any]) -> SessionState:
         last_event_at=int(row["last_event_at_ms"]),
         pageviews=int(row["pageviews"]),
         events=int(row["events"]),
-        entry_page=sys.intern(row["entry_page"]),
-        exit_page=sys.intern(row["exit_page"]),
-        referrer=sys.intern(row["referrer"]),
-        source=sys.intern(row["referrer_source"]),
-        utm_source=sys.intern(row["utm_source"]),
-        utm_medium=sys.intern(row["utm_medium"]),
-        utm_campaign=sys.intern(row["utm_campaign"]),
-        device=sys.intern(row["device"]),
-        browser=sys.intern(row["browser"]),
-        os=sys.intern(row["os"]),
-        country=sys.intern(row["country"]),
+        entry_page=share(row["entry_page"]),
+        exit_page=share(row["exit_page"]),
+        referrer=share(row["referrer"]),
+        source=share(row["referrer_source"]),
+        utm_source=share(row["utm_source"]),
+        utm_medium=share(row["utm_medium"]),
+        utm_campaign=share(row["utm_campaign"]),
+        device=share(row["device"]),
+        browser=share(row["browser"]),
+        os=share(row["os"]),
+        country=share(row["country"]),
         max_scroll=int(row["max_scroll"]),
         visible_ms=int(row["visible_ms"]),
         has_clicked=bool(row["has_clicked"]),

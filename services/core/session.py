@@ -17,7 +17,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,8 +77,24 @@ def is_applied(state: SessionState | None, offset: int, stream: int = 0) -> bool
     return state is not None and stream == state.stream and offset <= state.offset
 
 
+_SHARED: dict[str, str] = {}
+_SHARED_MAX = 100_000
+
+
+def share(text: str) -> str:
+    """One copy of a repeated string (site, page, source, device...) across the sessions in
+    memory; each decoded event brings fresh copies. A bounded table, emptied when full:
+    ``sys.intern`` would keep every distinct page path for good on newer Pythons."""
+    found = _SHARED.get(text)
+    if found is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[text] = found = text
+    return found
+
+
 def new_session(event: Event, offset: int, stream: int = 0) -> SessionState:
-    shared = sys.intern  # one copy of each repeated string across all sessions in memory
+    shared = share
     return SessionState(
         site=shared(event.site),
         sid=event.sid,
@@ -129,7 +144,7 @@ def apply_event(
         and is_bounce(pageviews, has_clicked, max_scroll, visible_ms),
     }
     if event.kind == "pageview":
-        changes["exit_page"] = sys.intern(event.path)
+        changes["exit_page"] = share(event.path)
         if not current.entry_page:
             changes["entry_page"] = changes["exit_page"]
     if new_goals:

@@ -81,3 +81,11 @@ def test_an_event_from_another_stream_is_never_a_replay() -> None:
     assert not is_applied(state, 5, stream=7)  # the key moved: a low offset elsewhere
     moved, _ = apply_event(state, event("pageview"), 5, stream=7)
     assert (moved.stream, moved.offset, moved.events, moved.pageviews) == (7, 5, 2, 2)
+
+
+def test_sessions_share_one_copy_of_repeated_strings() -> None:
+    first, _ = apply_event(None, event("pageview", path="".join(["/pri", "cing"])), 1)
+    second, _ = apply_event(None, event("pageview", sid="t" * 22,
+                                        path="".join(["/pric", "ing"])), 2)
+    assert first.entry_page == second.entry_page == "/pricing"
+    assert first.entry_page is second.entry_page
