@@ -1,0 +1,254 @@
+"""Benchmark 5, query API: p50/p95 of ``GET /api/outbound-links``, ``/api/kpis`` and a
+session timeline with 1 M and 10 M events of one site in chDB (quick: 100 k and 300 k).
+
+Data (a child on core 1, in chDB itself: ``INSERT ... SELECT`` from ``numbers()``): N/5
+sessions of five events each, started uniformly over the last 29 days (UTC); half the
+sessions click twice (so ~20 % of events are clicks) on ~500 destination domains with a
+skewed (cubic) popularity, the others view three pages; engagement events carry scroll and
+visible time. Every session has its final row, and 30 % of them also an older version in a
+separate insert (versions, as the sessionizer writes them), so ``FINAL`` has work. The
+generator then waits until chDB's background merges are done (they would otherwise run on
+the API's core during the measurement); what is left is a few parts per partition.
+
+Measurement: the API as ``clickport api`` builds it (`bench.apps.api_app`) under uvicorn on
+core 1; a client on core 0 sends one request at a time, warm-up first, then per iteration
+each endpoint (the timeline of a different session each time) interleaved with
+``/bench/engine``, the same SQL run on the Store in-process: the engine's share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from bench.common import (
+    PYTHON,
+    Context,
+    Figure,
+    Server,
+    child_env,
+    free_port,
+    run_json,
+    say,
+)
+from bench.workload import SITE
+
+DAY_MS = 86_400_000
+
+EVENTS_SQL = """
+INSERT INTO events (site_id, timestamp, name, session_id, event_id, visitor_id, url, path,
+    referrer, referrer_source, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+    device, browser, os, country, click_domain, scroll_depth, visible_ms, custom_name, goals,
+    meta_keys, meta_values)
+SELECT
+    {site:String} AS site_id,
+    fromUnixTimestamp64Milli(toInt64({base:Int64} + cityHash64(s, 1) % {span:Int64} + i * 20000),
+                             'UTC') AS timestamp,
+    multiIf(i = 0, 'pageview', i IN (1, 3), if(h < 50, 'click', 'pageview'), 'engagement')
+        AS name,
+    substring(replaceRegexpAll(base64Encode(concat(reinterpretAsString(cityHash64(s, 2)),
+        reinterpretAsString(cityHash64(s, 3)))), '[+/=]', 'x'), 1, 22) AS session_id,
+    generateUUIDv4(number) AS event_id,
+    cityHash64(intDiv(s, 2), 7) AS visitor_id,
+    concat('https://{site_raw}/p/', toString(cityHash64(s, i, 6) % 300)) AS url,
+    concat('/p/', toString(cityHash64(s, i, 6) % 300)) AS path,
+    if(i = 0 AND h % 3 = 0, 'https://www.google.com/', '') AS referrer,
+    if(i = 0 AND h % 3 = 0, 'Google', 'direct') AS referrer_source,
+    '' AS utm_source, '' AS utm_medium, '' AS utm_campaign, '' AS utm_term, '' AS utm_content,
+    ['desktop', 'mobile', 'tablet'][1 + h % 3] AS device,
+    ['Chrome', 'Safari', 'Firefox', 'Edge'][1 + h % 4] AS browser,
+    ['Windows', 'macOS', 'iOS', 'Android', 'Linux'][1 + h % 5] AS os,
+    ['US', 'DE', 'GB', 'FR', 'IN', ''][1 + h % 6] AS country,
+    if(name = 'click', concat('shop', toString(toUInt32(pow((cityHash64(number, 4) % 1000000)
+        / 1000000.0, 3) * 500)), '.example'), '') AS click_domain,
+    if(name = 'engagement', toUInt8(cityHash64(number, 8) % 101), 0) AS scroll_depth,
+    if(name = 'engagement', toUInt32(cityHash64(number, 9) % 60000), 0) AS visible_ms,
+    '' AS custom_name,
+    if(name = 'click' AND h < 20, ['g1'], []) AS goals,
+    if(name = 'click', ['click_url', 'click_text', 'asin', 'click_kind'], []) AS meta_keys,
+    if(name = 'click', [concat('https://www.', click_domain, '/product/',
+        toString(cityHash64(number, 5) % 100000)), 'See the deal', '', 'primary'], [])
+        AS meta_values
+FROM (SELECT number, intDiv(number, 5) AS s, number % 5 AS i, cityHash64(intDiv(number, 5)) % 100
+      AS h FROM numbers({events:UInt64}))
+"""
+
+SESSIONS_SQL = """
+INSERT INTO sessions (site_id, started_at, session_id, version, visitor_id, last_event_at,
+    pageviews, events, entry_page, exit_page, referrer, referrer_source, utm_source,
+    utm_medium, utm_campaign, device, browser, os, country, max_scroll, visible_ms, duration,
+    has_clicked, has_converted, goals, is_bounce)
+SELECT
+    {site:String} AS site_id,
+    fromUnixTimestamp64Milli(toInt64({base:Int64} + cityHash64(s, 1) % {span:Int64}), 'UTC')
+        AS started_at,
+    substring(replaceRegexpAll(base64Encode(concat(reinterpretAsString(cityHash64(s, 2)),
+        reinterpretAsString(cityHash64(s, 3)))), '[+/=]', 'x'), 1, 22) AS session_id,
+    {version:UInt64} AS version,
+    cityHash64(intDiv(s, 2), 7) AS visitor_id,
+    started_at + toIntervalSecond(80) AS last_event_at,
+    if(h < 50, 1, 3) AS pageviews, 5 AS events,
+    concat('/p/', toString(cityHash64(s, 0, 6) % 300)) AS entry_page,
+    concat('/p/', toString(cityHash64(s, 3, 6) % 300)) AS exit_page,
+    if(h % 3 = 0, 'https://www.google.com/', '') AS referrer,
+    if(h % 3 = 0, 'Google', 'direct') AS referrer_source,
+    '' AS utm_source, '' AS utm_medium, '' AS utm_campaign,
+    ['desktop', 'mobile', 'tablet'][1 + h % 3] AS device,
+    ['Chrome', 'Safari', 'Firefox', 'Edge'][1 + h % 4] AS browser,
+    ['Windows', 'macOS', 'iOS', 'Android', 'Linux'][1 + h % 5] AS os,
+    ['US', 'DE', 'GB', 'FR', 'IN', ''][1 + h % 6] AS country,
+    toUInt8(h) AS max_scroll, toUInt64(h * 3000) AS visible_ms, toUInt32(h * 3) AS duration,
+    toUInt8(h < 50) AS has_clicked, toUInt8(h < 20) AS has_converted,
+    if(h < 20, ['g1'], []) AS goals, toUInt8(h >= 95) AS is_bounce
+FROM (SELECT number AS s, cityHash64(number) % 100 AS h FROM numbers({sessions:UInt64}))
+WHERE {all:UInt8} OR cityHash64(s, 10) % 10 < 3
+"""
+
+
+def generate(directory: pathlib.Path, events: int) -> dict[str, Any]:
+    from services.adapters.chdb_store import ChdbStore
+    from services.core.sites import add_site
+
+    store = ChdbStore(directory / "chdb")
+    store.migrate()
+    _, key = add_site(store, SITE)
+    now_ms = int(time.time() * 1000)
+    base = now_ms - 29 * DAY_MS
+    span = 29 * DAY_MS - 3_600_000
+    common = {"site": SITE, "base": base, "span": span}
+    started = time.perf_counter()
+    store.query(EVENTS_SQL.replace("{site_raw}", SITE), {**common, "events": events})
+    sessions = events // 5
+    # the older versions first (as they were written first), then every session's final one
+    store.query(SESSIONS_SQL, {**common, "sessions": sessions, "version": 3, "all": 0})
+    store.query(SESSIONS_SQL, {**common, "sessions": sessions, "version": 5, "all": 1})
+    seconds = time.perf_counter() - started
+    # Let the background merges of the fresh parts finish here, so that they do not run on
+    # the API's core while it is measured (a long-running store has merged its old parts).
+    settle_started = time.perf_counter()
+    quiet = 0
+    while quiet < 3 and time.perf_counter() - settle_started < 300:
+        busy = int(store.query("SELECT count() AS n FROM system.merges")[0]["n"])
+        quiet = 0 if busy else quiet + 1
+        time.sleep(1.0)
+    parts = {r["table"]: int(r["n"]) for r in store.query(
+        "SELECT table, count() AS n FROM system.parts WHERE active AND "
+        "table IN ('events', 'sessions') GROUP BY table")}
+    counts = store.query("SELECT (SELECT count() FROM events) AS events, "
+                         "(SELECT count() FROM sessions) AS session_rows, "
+                         "(SELECT countIf(name = 'click') FROM events) AS clicks, "
+                         "(SELECT uniqExact(click_domain) FROM events WHERE name = 'click') "
+                         "AS domains")[0]
+    step = max(1, sessions // 97)
+    sids = [r["session_id"] for r in store.query(
+        "SELECT session_id FROM sessions WHERE version = 5 AND "
+        "cityHash64(session_id) % {step:UInt64} = 0 LIMIT 200", {"step": step})]
+    store.close()
+    return {"key": key, "sids": sids, "generate_seconds": seconds,
+            "merge_wait_seconds": time.perf_counter() - settle_started, "parts": parts,
+            "counts": {k: int(v) for k, v in counts.items()}}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def measure(ctx: Context, events: int) -> dict[str, Any]:
+    directory = ctx.scratch(f"api-{events}")
+    say(f"api: generating {events:,} events in chDB (child on core 1)")
+    gen = run_json([PYTHON, "-m", "bench.api_latency", "--dir", str(directory), "--events",
+                    str(events)])
+    say(f"api: generated in {gen['generate_seconds']:.1f}s, merges settled after "
+        f"{gen['merge_wait_seconds']:.0f}s: {gen['counts']}, active parts {gen['parts']}")
+    port = free_port()
+    server = Server(f"api-{events}", [PYTHON, "-m", "uvicorn", "--factory",
+                                      "bench.apps:api_app", "--port", str(port),
+                                      "--loop", "uvloop", "--http", "httptools",
+                                      "--no-access-log", "--log-level", "warning"],
+                    port, env=child_env(BENCH_DATA_DIR=str(directory)),
+                    log_dir=ctx.scratch("logs"), ready_path="/healthz")
+    sids: list[str] = gen["sids"]
+    api: dict[str, list[float]] = {"outbound": [], "kpis": [], "timeline": []}
+    engine: dict[str, list[float]] = {"outbound": [], "kpis": [], "timeline": []}
+    n = ctx.profile.api_requests
+    with server, httpx.Client(base_url=server.base, timeout=120,
+                              headers={"x-api-key": gen["key"]}) as client:
+        def get(endpoint: str, sid: str) -> float:
+            path = {"outbound": "/api/outbound-links?period=30d", "kpis": "/api/kpis?period=30d",
+                    "timeline": f"/api/sessions/{sid}/timeline"}[endpoint]
+            started = time.perf_counter()
+            response = client.get(path)
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code != 200:
+                raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
+            return elapsed
+
+        def eng(endpoint: str, sid: str) -> float:
+            response = client.get("/bench/engine", params={"endpoint": endpoint, "site": SITE,
+                                                           "sid": sid})
+            return float(response.json()["ms"])
+
+        for i in range(3):  # warm-up: key cache, marks, page cache
+            for endpoint in api:
+                get(endpoint, sids[-1 - i])
+                eng(endpoint, sids[-1 - i])
+        body = client.get("/api/outbound-links?period=30d").json()
+        kpis = client.get("/api/kpis?period=30d").json()["results"]
+        for i in range(n):
+            sid = sids[i % len(sids)]
+            for endpoint in api:
+                api[endpoint].append(get(endpoint, sid))
+                engine[endpoint].append(eng(endpoint, sid))
+    summary = {e: (statistics.median(v), pct(v, 0.95)) for e, v in api.items()}
+    say(f"api {events:,}: " + "; ".join(f"{e} p50 {a:.1f} ms p95 {b:.1f} ms"
+                                       for e, (a, b) in summary.items()))
+    return {"events": events, "api": api, "engine": engine, "gen": gen,
+            "domains_returned": len(body["results"]), "kpis": kpis}
+
+
+def run(ctx: Context) -> list[Figure]:
+    sizes = ctx.profile.api_sizes
+    results = [measure(ctx, n) for n in sizes]
+    cmd = ctx.command("api")
+    targets = {"outbound": 100.0, "kpis": 100.0, "timeline": 30.0}
+    label = {"outbound": "GET /api/outbound-links?period=30d",
+             "kpis": "GET /api/kpis?period=30d",
+             "timeline": "GET /api/sessions/{id}/timeline"}
+    out = []
+    largest = sizes[-1]
+    for r in results:
+        size = f"{r['events'] / 1e6:g}M" if r["events"] >= 1e6 else f"{r['events'] // 1000}k"
+        for endpoint, ms in r["api"].items():
+            judged = r["events"] == largest
+            eng = r["engine"][endpoint]
+            p95s = [pct(ms, 0.95)]
+            out.append(Figure(
+                id=f"api.{endpoint}.{size}.p95", stage="5 API",
+                name=f"{label[endpoint]} p95, {size} events ({r['gen']['counts']['session_rows']:,}"
+                     f" session rows)", unit="ms", runs=p95s,
+                baseline_name="same SQL on the Store in-process (p95)",
+                baseline_runs=[pct(eng, 0.95)], ratios=[pct(eng, 0.95) / p95s[0]],
+                target=(f"<= {targets[endpoint]:.0f} ms p95" + ("" if judged else
+                        f" (at {largest / 1e6:g}M)")),
+                judge=f"value <= {targets[endpoint]}" if judged else "", command=cmd,
+                note=(f"p50 {statistics.median(ms):.1f} ms (engine {statistics.median(eng):.1f}"
+                      f" ms) over {len(ms)} requests, min {min(ms):.1f} max {max(ms):.1f} ms"),
+                extra={"samples_ms": ms, "engine_ms": eng}))
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dir", type=pathlib.Path, required=True)
+    parser.add_argument("--events", type=int, required=True)
+    args = parser.parse_args()
+    print(f"generating {args.events} events", file=sys.stderr, flush=True)
+    print(json.dumps(generate(args.dir, args.events)))

@@ -1,0 +1,154 @@
+"""Benchmark 3a, store: rows/s of ``ChdbStore.insert`` (``events`` rows, batches of 5,000)
+against chDB's fastest bulk path for the same rows.
+
+One child process on core 1 holds a fresh chDB store (the product's migrations) and, per
+variant, a table made with ``CREATE TABLE x AS events`` (same engine, sort key, codecs and
+dedup window). The rows are real ``event_row`` dicts of realistic events. Every insert
+carries a per-batch ``insert_deduplication_token`` as the sessionizer's do. Rounds are
+interleaved: ChdbStore.insert, then each bulk path, each into its own table, truncated
+after its round. Bulk paths (data prepared before the clock starts):
+
+- ``arrow_python``: ``INSERT ... SELECT * FROM Python(table)`` over a pyarrow Table;
+- ``arrow_file``: ``INSERT ... SELECT * FROM file('batch.arrow', Arrow)`` (Arrow IPC);
+- ``parquet_file``: the same from Parquet.
+
+The baseline of a round is the fastest of those. ``arrow_from_rows`` (information) times
+building the pyarrow Table from the row dicts plus the ``Python()`` insert: what a
+columnar ``ChdbStore.insert`` could reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.common import PYTHON, Context, Figure, paired_ratios, run_json, say
+
+BATCH = 5000
+BULK = ("arrow_python", "arrow_file", "parquet_file")
+LIST_COLUMNS = ("goals", "meta_keys", "meta_values")
+
+
+def arrow_table(rows: list[dict[str, Any]]) -> Any:
+    import pyarrow as pa
+
+    types = {"timestamp": pa.timestamp("ms", tz="UTC"), "visitor_id": pa.uint64(),
+             "scroll_depth": pa.uint8(), "visible_ms": pa.uint32(),
+             **{c: pa.list_(pa.string()) for c in LIST_COLUMNS}}
+    columns = {key: [row[key] for row in rows] for key in rows[0]}
+    return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in columns.items()})
+
+
+def child(rows_total: int, rounds: int, directory: pathlib.Path) -> dict[str, Any]:
+    import pyarrow.feather as feather
+    import pyarrow.parquet as parquet
+
+    from bench.workload import events
+    from services.adapters.chdb_store import ChdbStore
+    from services.core.rows import event_row
+
+    store = ChdbStore(directory / "chdb")
+    store.migrate()
+    variants = ("store", *BULK, "arrow_from_rows")
+    for name in variants:
+        store._run(f"CREATE TABLE IF NOT EXISTS events_{name} AS events")
+    rows = [event_row(e) for e in events(rows_total)]
+    batches = [rows[i:i + BATCH] for i in range(0, len(rows), BATCH)]
+    tables = [arrow_table(b) for b in batches]
+    for i, table in enumerate(tables):
+        feather.write_feather(table, directory / f"b{i}.arrow", compression="uncompressed")
+        parquet.write_table(table, directory / f"b{i}.parquet", compression="none")
+    print(f"store child: {len(rows)} rows in {len(batches)} batches ready", file=sys.stderr,
+          flush=True)
+
+    def token(name: str, i: int, round_no: int) -> str:
+        return f"bench-{name}-{round_no}-{i}"
+
+    def run_store(r: int) -> None:
+        for i, batch in enumerate(batches):
+            store.insert("events_store", batch, dedup_token=token("store", i, r))
+
+    def run_python(r: int) -> None:
+        for i, tbl in enumerate(tables):  # noqa: B007 - Python() finds `tbl` by name
+            store._run(f"INSERT INTO events_arrow_python SETTINGS insert_deduplication_token"
+                       f" = '{token('py', i, r)}' SELECT * FROM Python(tbl)")
+
+    def run_file(fmt: str, suffix: str, table: str) -> Callable[[int], None]:
+        def go(r: int) -> None:
+            for i in range(len(tables)):
+                store._run(f"INSERT INTO {table} SETTINGS insert_deduplication_token = "
+                           f"'{token(suffix, i, r)}' SELECT * FROM "
+                           f"file('{directory / f'b{i}.{suffix}'}', {fmt})")
+        return go
+
+    def run_from_rows(r: int) -> None:
+        for i, batch in enumerate(batches):
+            tbl = arrow_table(batch)  # noqa: F841 - Python() finds `tbl` by name
+            store._run(f"INSERT INTO events_arrow_from_rows SETTINGS "
+                       f"insert_deduplication_token = '{token('fr', i, r)}' "
+                       f"SELECT * FROM Python(tbl)")
+
+    runners = {"store": run_store, "arrow_python": run_python,
+               "arrow_file": run_file("Arrow", "arrow", "events_arrow_file"),
+               "parquet_file": run_file("Parquet", "parquet", "events_parquet_file"),
+               "arrow_from_rows": run_from_rows}
+    out: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(rounds):
+        for name in variants:
+            started = time.perf_counter()
+            runners[name](r)
+            seconds = time.perf_counter() - started
+            count = int(store.query(f"SELECT count() AS n FROM events_{name}")[0]["n"])
+            if count != len(rows):
+                raise RuntimeError(f"{name}: {count} rows stored, {len(rows)} inserted")
+            out[name].append(len(rows) / seconds)
+            store._run(f"TRUNCATE TABLE events_{name}")
+            print(f"store child round {r + 1}: {name} {len(rows) / seconds:,.0f} rows/s",
+                  file=sys.stderr, flush=True)
+    store.close()
+    return {"rows": len(rows), "rates": out}
+
+
+def run(ctx: Context) -> list[Figure]:
+    p = ctx.profile
+    say(f"store: {p.store_rows:,} event rows, batches of {BATCH}, {p.rounds + 1} rounds "
+        f"(first is warm-up), child on core 1")
+    result = run_json([PYTHON, "-m", "bench.store_insert", "--rows", str(p.store_rows),
+                       "--rounds", str(p.rounds + 1), "--dir", str(ctx.scratch("store"))])
+    rates = {k: v[1:] for k, v in result["rates"].items()}  # round 1 warms caches
+    base = [max(rates[b][i] for b in BULK) for i in range(len(rates["store"]))]
+    fastest = max(BULK, key=lambda b: sorted(rates[b])[len(rates[b]) // 2])
+    cmd = ctx.command("store")
+    bulk_note = "; ".join(f"{b} median {sorted(rates[b])[len(rates[b]) // 2]:,.0f}"
+                          for b in BULK)
+    return [
+        Figure(id="store.insert", stage="3 store",
+               name="ChdbStore.insert rows/s (events, JSONEachRow, batches of 5,000)",
+               unit="rows/s", runs=rates["store"],
+               baseline_name="fastest chDB bulk path", baseline_runs=base,
+               ratios=paired_ratios(rates["store"], base), target=">= 0.7 x bulk",
+               judge="ratio >= 0.7", command=cmd,
+               note=f"bulk paths (rows/s): {bulk_note}; fastest: {fastest}",
+               extra={"rates": rates}),
+        Figure(id="store.arrow_from_rows", stage="3 store",
+               name="(information) row dicts -> pyarrow Table -> INSERT SELECT FROM Python()",
+               unit="rows/s", runs=rates["arrow_from_rows"],
+               baseline_name="fastest chDB bulk path", baseline_runs=base,
+               ratios=paired_ratios(rates["arrow_from_rows"], base),
+               target="(what a columnar insert would reach)", command=cmd),
+    ]
+
+
+if __name__ == "__main__":
+    import orjson
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--rounds", type=int, required=True)
+    parser.add_argument("--dir", type=pathlib.Path, required=True)
+    args = parser.parse_args()
+    print(orjson.dumps(child(args.rows, args.rounds, args.dir)).decode())
