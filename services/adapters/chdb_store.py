@@ -19,7 +19,7 @@ import orjson
 import pyarrow
 from chdb import session as chdb_session
 
-from services.core.store import Row, StoreError, run_migrations
+from services.core.store import FINAL_WITHIN_PARTITIONS, Row, StoreError, run_migrations
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9:_.,-]{1,200}$")
@@ -57,6 +57,7 @@ class ChdbStore:
         except Exception as exc:  # chDB raises plain RuntimeError subclasses
             raise StoreError(f"cannot open chDB at {path}: {exc}") from exc
         self._session.query("SET output_format_json_quote_64bit_integers = 0")
+        self._session.query(f"SET {FINAL_WITHIN_PARTITIONS} = 1")
         self._column_types: dict[str, dict[str, str]] = {}
         self._columns_lock = threading.Lock()
         # One statement at a time: concurrent parameterised queries on one chDB session lose

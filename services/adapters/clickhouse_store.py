@@ -22,7 +22,13 @@ from urllib.parse import urlsplit
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
-from services.core.store import Row, StoreError, StoreUnavailable, run_migrations
+from services.core.store import (
+    FINAL_WITHIN_PARTITIONS,
+    Row,
+    StoreError,
+    StoreUnavailable,
+    run_migrations,
+)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -52,6 +58,7 @@ class ClickHouseStore:
         if client is None:
             client = Client.from_url(self._url)
             client.settings["server_side_params"] = True
+            client.settings[FINAL_WITHIN_PARTITIONS] = 1
             client.connection.context.client_settings["server_side_params"] = True
             self._local.client = client
         return client

@@ -88,6 +88,11 @@ def run_migrations(execute: Callable[[str], object],
     return done
 
 
+# Every versioned row keeps its partition: a session's versions share started_at, an event's
+# copies share timestamp, the config tables have one partition. So FINAL never needs to
+# merge across partitions, and telling ClickHouse so lets it collapse each partition alone.
+FINAL_WITHIN_PARTITIONS = "do_not_merge_across_partitions_select_final"
+
 MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations
 (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
