@@ -181,6 +181,8 @@ class Sessionizer:
             return
         new_state, converted = apply_event(state, event, message.offset, self.goals,
                                            message.stream)
+        if state is None:  # keyed by the state's shared site string, not the event's copy
+            key = (new_state.site, new_state.sid)
         self.sessions.put(key, message.partition, new_state)
         self._batch.events.append(event_row(event, converted))
         self._batch.sessions[key] = session_row(new_state)
