@@ -8,7 +8,9 @@ skewed (cubic) popularity, the others view three pages; engagement events carry 
 visible time. Every session has its final row, and 30 % of them also an older version in a
 separate insert (versions, as the sessionizer writes them), so ``FINAL`` has work. The
 generator then waits until chDB's background merges are done (they would otherwise run on
-the API's core during the measurement); what is left is a few parts per partition.
+the API's core during the measurement), and merges each finished day into one part, which a
+running store does by itself an hour after a day ends (migration 006); today keeps its
+parts and its older session versions.
 
 Measurement: the API as ``clickport api`` builds it (`bench.apps.api_app`) under uvicorn on
 core 1; a client on core 0 sends one request at a time, warm-up first, then per iteration
@@ -19,6 +21,7 @@ each endpoint (the timeline of a different session each time) interleaved with
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import pathlib
 import statistics
@@ -138,6 +141,16 @@ def generate(directory: pathlib.Path, events: int) -> dict[str, Any]:
         busy = int(store.query("SELECT count() AS n FROM system.merges")[0]["n"])
         quiet = 0 if busy else quiet + 1
         time.sleep(1.0)
+    # Each finished day is then merged into one part, as min_age_to_force_merge_seconds
+    # (migration 006) does once a day's partition has been idle for an hour; today keeps
+    # its parts and its older session versions, as in a store that is being written to.
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    for table in ("events", "sessions"):
+        for row in store.query("SELECT DISTINCT partition, partition_id FROM system.parts "
+                               "WHERE active AND database = currentDatabase() AND "
+                               "table = {t:String}", {"t": table}):
+            if row["partition"] < today and row["partition_id"].isdigit():
+                store.query(f"OPTIMIZE TABLE {table} PARTITION ID '{row['partition_id']}' FINAL")
     parts = {r["table"]: int(r["n"]) for r in store.query(
         "SELECT table, count() AS n FROM system.parts WHERE active AND "
         "table IN ('events', 'sessions') GROUP BY table")}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -72,22 +72,31 @@ def api_app() -> Starlette:
 
     from services.adapters.chdb_store import ChdbStore
     from services.api import queries
+    from services.api.day_sums import DaySums
+    from services.api.outbound import outbound_rows
     from services.api.periods import resolve_period
     from services.servers.api_server import build_api_app
 
     store = ChdbStore(pathlib.Path(os.environ["BENCH_DATA_DIR"]) / "chdb")
     app = build_api_app(store)
 
+    async def run(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return store.query(sql, params)
+
+    day_sums = DaySums(run)  # kept days, as the endpoint keeps them
+
     def engine(endpoint: str, site: str, sid: str) -> float:
         import datetime as dt
 
-        period = resolve_period("30d", None, None, "UTC", dt.datetime.now(dt.UTC))
+        now = dt.datetime.now(dt.UTC)
+        period = resolve_period("30d", None, None, "UTC", now)
         started = time.perf_counter()
         if endpoint == "outbound":
-            store.query(queries.OUTBOUND_DOMAINS, {"site": site, **period.bounds()})
+            asyncio.run(outbound_rows(run, {"site": site, **period.bounds()}))
         elif endpoint == "kpis":
-            store.query(queries.KPIS, {"site": site, **period.bounds(),
-                                       "previous_start": period.previous().bounds()["start"]})
+            previous = period.previous()
+            asyncio.run(day_sums.period(site, period.start, period.end, now))
+            asyncio.run(day_sums.period(site, previous.start, previous.end, now))
         else:
             found = store.query(queries.SESSION, {"site": site, "sid": sid})[0]
             store.query(queries.TIMELINE, {

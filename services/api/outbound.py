@@ -1,9 +1,11 @@
 """Outbound links (PRODUCT.md A2): destination domains by unique clicks (distinct sessions),
 then clicks, then domain, at most 100; ``domain`` drills into that domain's URLs. The
-example URL and text of a row come from one click, its latest, so they belong together."""
+example URL and text of a row come from one click, its latest (ties broken by the greater
+event id), so they belong together."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -19,6 +21,28 @@ from services.core.urls import strip_www
 MAX_DOMAIN_LENGTH = 253
 
 
+Run = Callable[[str, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]
+
+
+async def outbound_rows(run: Run, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The report's rows: the domains, or with ``domain`` in params that domain's URLs, each
+    with the URL and text of its latest click (two queries; see queries.py)."""
+    by_url = "domain" in params
+    name = "url" if by_url else "domain"
+    rows = await run(queries.OUTBOUND_URLS if by_url else queries.OUTBOUND_DOMAINS, params)
+    if not rows:
+        return []
+    latest = sorted({int(row.pop("latest_ms")) for row in rows})
+    found = await run(queries.OUTBOUND_URL_EXAMPLES if by_url
+                      else queries.OUTBOUND_DOMAIN_EXAMPLES, {**params, "latest": latest})
+    examples = {row[name]: row["example"] for row in found}
+    for row in rows:
+        row["example_url"], row["example_text"] = examples.get(row[name], ("", ""))
+        if by_url:
+            row["domain"] = params["domain"]
+    return rows
+
+
 def routes(ctx: ApiContext) -> list[Route]:
     async def outbound_links(request: Request) -> Response:
         site, query = await ctx.begin(request, (*PERIOD_PARAMS, "domain"))
@@ -29,11 +53,6 @@ def routes(ctx: ApiContext) -> list[Route]:
             if not domain or len(domain) > MAX_DOMAIN_LENGTH:
                 raise ApiError(400, "'domain' must be a host name", "domain")
             params["domain"] = domain
-            rows = await ctx.run(queries.OUTBOUND_URLS, params)
-        else:
-            rows = await ctx.run(queries.OUTBOUND_DOMAINS, params)
-        for row in rows:
-            del row["example"]
-        return json_response({"site": site.domain, "results": rows})
+        return json_response({"site": site.domain, "results": await outbound_rows(ctx.run, params)})
 
     return [api_route("/api/outbound-links", {"GET": outbound_links})]

@@ -6,43 +6,48 @@ event id), so they belong together."""
 
 from __future__ import annotations
 
-OUTBOUND_DOMAINS = """
+# Outbound links (A2) in two steps. The first counts per domain (or URL): clicks, distinct
+# sessions through session_key (the SipHash-128 of session_id that uniqExact would compute,
+# stored at insert: migration 006) and the time of the latest click. The second reads only
+# the clicks at those latest times, on their days, and keeps per key the one with the
+# greatest (timestamp, event_id): the key's latest click, whose URL and text are its example.
+# A max over (timestamp, event_id) tuples in the first step would cost more than the counts.
+_OUTBOUND_COUNTS = """
 SELECT
-    click_domain AS domain,
+    {key} AS {name},
     count() AS clicks,
-    uniqExact(session_id) AS unique_clicks,
-    argMax((meta_values[indexOf(meta_keys, 'click_url')],
-            meta_values[indexOf(meta_keys, 'click_text')]), (timestamp, event_id)) AS example,
-    example.1 AS example_url,
-    example.2 AS example_text
+    uniqExact(session_key) AS unique_clicks,
+    toUnixTimestamp64Milli(max(timestamp)) AS latest_ms
 FROM events FINAL
-WHERE site_id = {site:String}
-  AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}
+WHERE site_id = {{site:String}}
+  AND timestamp >= {{start:DateTime64(3, 'UTC')}} AND timestamp < {{end:DateTime64(3, 'UTC')}}
   AND name = 'click'
-GROUP BY domain
-ORDER BY unique_clicks DESC, clicks DESC, domain ASC
+  {filter}
+GROUP BY {name}
+ORDER BY unique_clicks DESC, clicks DESC, {name} ASC
 LIMIT 100
 """
-
-OUTBOUND_URLS = """
+_OUTBOUND_EXAMPLES = """
 SELECT
-    meta_values[indexOf(meta_keys, 'click_url')] AS url,
-    count() AS clicks,
-    uniqExact(session_id) AS unique_clicks,
-    any(click_domain) AS domain,
-    argMax((meta_values[indexOf(meta_keys, 'click_url')],
-            meta_values[indexOf(meta_keys, 'click_text')]), (timestamp, event_id)) AS example,
-    example.1 AS example_url,
-    example.2 AS example_text
+    {key} AS {name},
+    argMax((click_url, meta_values[indexOf(meta_keys, 'click_text')]), (timestamp, event_id))
+        AS example
 FROM events FINAL
-WHERE site_id = {site:String}
-  AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}
+WHERE site_id = {{site:String}}
+  AND toDate(timestamp) IN (SELECT DISTINCT toDate(fromUnixTimestamp64Milli(
+                                arrayJoin({{latest:Array(Int64)}}), 'UTC')))
+  AND timestamp >= {{start:DateTime64(3, 'UTC')}} AND timestamp < {{end:DateTime64(3, 'UTC')}}
   AND name = 'click'
-  AND click_domain = {domain:String}
-GROUP BY url
-ORDER BY unique_clicks DESC, clicks DESC, url ASC
-LIMIT 100
+  AND toUnixTimestamp64Milli(timestamp) IN {{latest:Array(Int64)}}
+  {filter}
+GROUP BY {name}
 """
+_BY_DOMAIN = {"key": "click_domain", "name": "domain", "filter": ""}
+_BY_URL = {"key": "click_url", "name": "url", "filter": "AND click_domain = {domain:String}"}
+OUTBOUND_DOMAINS = _OUTBOUND_COUNTS.format(**_BY_DOMAIN)
+OUTBOUND_DOMAIN_EXAMPLES = _OUTBOUND_EXAMPLES.format(**_BY_DOMAIN)
+OUTBOUND_URLS = _OUTBOUND_COUNTS.format(**_BY_URL)
+OUTBOUND_URL_EXAMPLES = _OUTBOUND_EXAMPLES.format(**_BY_URL)
 
 # Sessions (A3). Every version of a session row has the same site and started_at, so the
 # filters below mean the same before and after FINAL collapses the versions.
@@ -66,10 +71,14 @@ _AFTER_CURSOR = ("AND (started_at, session_id) < "
 SESSIONS_FIRST_PAGE = _SESSIONS_PAGE.format(columns=SESSION_COLUMNS, after="")
 SESSIONS_NEXT_PAGE = _SESSIONS_PAGE.format(columns=SESSION_COLUMNS, after=_AFTER_CURSOR)
 
+# One session by id: its start day from session_starts (migration 007), then that day's key.
 SESSION = f"""
 SELECT {SESSION_COLUMNS}, toUnixTimestamp64Milli(last_event_at) AS last_ms
 FROM sessions FINAL
-WHERE site_id = {{site:String}} AND session_id = {{sid:String}}
+WHERE site_id = {{site:String}}
+  AND toDate(started_at) IN (SELECT toDate(started_at) FROM session_starts
+                             WHERE site_id = {{site:String}} AND session_id = {{sid:String}})
+  AND session_id = {{sid:String}}
 LIMIT 1
 """
 
@@ -88,11 +97,11 @@ ORDER BY timestamp, event_id
 LIMIT {limit:UInt32}
 """
 
-# KPIs (A4): one scan over the period and the previous one, from the sessions table only, so
-# every figure describes the same sessions (those that started in the period).
-KPIS = """
+# KPIs (A4), from the sessions table only, so every figure describes the same sessions
+# (those that started in the range), summed per UTC day of their start: see day_sums.py.
+KPI_DAYS = """
 SELECT
-    started_at >= {start:DateTime64(3, 'UTC')} AS current,
+    toString(toDate(started_at)) AS day,
     count() AS sessions,
     uniqExact(visitor_id) AS visitors,
     sum(pageviews) AS pageviews,
@@ -102,9 +111,18 @@ SELECT
     sum(max_scroll) AS scroll_total
 FROM sessions FINAL
 WHERE site_id = {site:String}
-  AND started_at >= {previous_start:DateTime64(3, 'UTC')}
-  AND started_at < {end:DateTime64(3, 'UTC')}
-GROUP BY current
+  AND started_at >= {start:DateTime64(3, 'UTC')} AND started_at < {end:DateTime64(3, 'UTC')}
+GROUP BY day
+"""
+
+# The active parts of the sessions table's day partitions in [first, stop): what a day's
+# KPI sums are kept against. Any write to a day (insert, merge, mutation) changes its list.
+SESSION_DAY_PARTS = """
+SELECT partition AS day, arrayStringConcat(arraySort(groupArray(name)), ' ') AS parts
+FROM system.parts
+WHERE database = currentDatabase() AND table = 'sessions' AND active
+  AND partition >= {first:String} AND partition < {stop:String}
+GROUP BY partition
 """
 
 # Goals (A5). Deleted goals keep their row (deleted = 1), so names of goals that converted

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from services.api.day_sums import Sums
 from services.api.kpis import kpis_of, ratio
 
 from .dataset import Loaded
@@ -68,7 +69,7 @@ def test_ratios_round_half_up_and_are_zero_safe() -> None:
 
 
 def test_no_sessions_means_zeros_and_conversion_rate_never_exceeds_100() -> None:
-    assert kpis_of(None).sessions == 0 and kpis_of(None).conversion_rate == 0.0
+    assert kpis_of(Sums()).sessions == 0 and kpis_of(Sums()).conversion_rate == 0.0
     row = {"sessions": 2, "visitors": 1, "pageviews": 2, "bounces": 0, "conversions": 5,
            "duration_total": 0, "scroll_total": 0}
-    assert kpis_of(row).conversion_rate == 100.0
+    assert kpis_of(Sums.of(row)).conversion_rate == 100.0

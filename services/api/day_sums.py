@@ -1,0 +1,124 @@
+"""KPI sums per UTC day, with the days before today kept in memory while their data is unchanged.
+
+Every KPI figure (kpis.py) is a sum over UTC days of the sessions that started that day:
+counts and totals obviously, and visitors too, because a visitor id is salted per UTC day
+(I3) and a session's id is that of its first event, which is also its start. So a period's
+figures are the sums of its whole UTC days plus the sums over its partial days (a period in
+a site's timezone starts and ends off UTC midnight) and over today.
+
+The sessions table is partitioned by the UTC day a session started (migration 006), so
+every write that can change a day's sums, a new session, a new version of one, a merge or a
+mutation, changes that day's set of active parts. A kept day is reused only while that set
+is what it was when the day was summed; it is read before the sums, so a write landing in
+between makes the kept entry stale, never wrong. Today is always read live: it is written
+to every second. The cost of a request is then one small ``system.parts`` read, the live
+partial days and any day changed since it was kept (docs/api.md).
+
+This relies on ``system.parts`` describing the whole table, which holds for chDB and a
+single ClickHouse server (what the Stores support).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from services.api import queries
+
+Run = Callable[[str, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]
+DAY = dt.timedelta(days=1)
+SUMMED = ("sessions", "visitors", "pageviews", "bounces", "conversions", "duration_total",
+          "scroll_total")
+MAX_KEPT_DAYS = 100_000  # (site, day) entries; about 200 bytes each
+
+
+@dataclass(frozen=True)
+class Sums:
+    sessions: int = 0
+    visitors: int = 0
+    pageviews: int = 0
+    bounces: int = 0
+    conversions: int = 0
+    duration_total: int = 0
+    scroll_total: int = 0
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Sums:
+        return cls(*(int(row[name]) for name in SUMMED))
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(*(getattr(self, n) + getattr(other, n) for n in SUMMED))
+
+
+def whole_days(start: dt.datetime, end: dt.datetime, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The UTC days [first, stop) that lie wholly inside [start, end) and before today."""
+    first = start.date() if start.time() == dt.time(0) else start.date() + DAY
+    stop = min(end.date(), today)
+    return first, max(first, stop)
+
+
+def midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), dt.UTC)
+
+
+def stamp(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+class DaySums:
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._kept: OrderedDict[tuple[str, dt.date], tuple[str, Sums]] = OrderedDict()
+
+    async def period(self, site: str, start: dt.datetime, end: dt.datetime,
+                     now: dt.datetime) -> Sums:
+        """The sums of the sessions of ``site`` that started in [start, end) (UTC)."""
+        first, stop = whole_days(start, end, now.astimezone(dt.UTC).date())
+        total = Sums()
+        if first == stop:  # no whole day before today: read it all live
+            return await self._live(site, start, end)
+        total += await self._live(site, start, midnight(first))
+        total += await self._kept_days(site, first, stop)
+        total += await self._live(site, midnight(stop), end)
+        return total
+
+    async def _live(self, site: str, start: dt.datetime, end: dt.datetime) -> Sums:
+        if start >= end:
+            return Sums()
+        rows = await self._run(queries.KPI_DAYS, {"site": site, "start": stamp(start),
+                                                 "end": stamp(end)})
+        return sum((Sums.of(row) for row in rows), Sums())
+
+    async def _kept_days(self, site: str, first: dt.date, stop: dt.date) -> Sums:
+        # A day without a partition has no sessions of any site: it adds nothing, and is
+        # neither read nor kept (so a long period costs what its days with data cost).
+        parts = {dt.date.fromisoformat(row["day"]): row["parts"] for row in await self._run(
+            queries.SESSION_DAY_PARTS, {"first": first.isoformat(), "stop": stop.isoformat()})}
+        total = Sums()
+        stale = []
+        for day in sorted(parts):
+            kept = self._kept.get((site, day))
+            if kept is not None and kept[0] == parts[day]:
+                total += kept[1]
+                self._kept.move_to_end((site, day))
+            else:
+                stale.append(day)
+        if stale:
+            rows = await self._run(queries.KPI_DAYS, {
+                "site": site, "start": stamp(midnight(stale[0])),
+                "end": stamp(midnight(stale[-1] + DAY))})
+            summed = {dt.date.fromisoformat(row["day"]): Sums.of(row) for row in rows}
+            for day in stale:
+                sums = summed.get(day, Sums())
+                self._keep(site, day, parts[day], sums)
+                total += sums
+        return total
+
+    def _keep(self, site: str, day: dt.date, parts: str, sums: Sums) -> None:
+        self._kept[(site, day)] = (parts, sums)
+        self._kept.move_to_end((site, day))
+        while len(self._kept) > MAX_KEPT_DAYS:
+            self._kept.popitem(last=False)
