@@ -24,6 +24,7 @@ BENCHMARKS = {
     "memory": "bench.session_memory",
     "store": "bench.store_insert",
     "e2e": "bench.pipeline_e2e",
+    "e2e_kafka": "bench.pipeline_kafka",
     "api": "bench.api_latency",
     "tracker": "bench.tracker_click",
 }
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def prefix_of(name: str) -> str:
     return {"ingest": "ingest.", "sessionizer": "sessionizer.", "memory": "memory.",
-            "store": "store.", "e2e": "e2e.", "api": "api.", "tracker": "tracker."}[name]
+            "store": "store.", "e2e": "e2e.", "e2e_kafka": "e2e_kafka.",
+            "api": "api.", "tracker": "tracker."}[name]
 
 
 def fmt(value: float | None) -> str:

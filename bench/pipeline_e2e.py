@@ -7,7 +7,8 @@ pageview, click per session).
 2. A bisection between 0.1 X and 1.25 X (steps of ``e2e_step_seconds``) finds the highest rate
    whose queue lag stays bounded: every request answered 2xx at >= 97 % of the offered
    rate, and the queue's pending count, sampled each second from /readyz, stays under
-   max(5,000, 2 s of traffic) in the step's second half without growing.
+   max(5,000, 2 s of traffic) in the step's second half without growing (`search`, shared
+   with bench/pipeline_kafka.py).
 3. That rate is held for ``e2e_confirm_seconds`` (60 s in the full profile); if it fails,
    the next 15 % lower rate is held. During this run the sessionizer's INSERT count
    (``/readyz``) gives inserts per table per second.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,7 @@ from bench.common import (
     PYTHON,
     Context,
     Figure,
+    Profile,
     Server,
     child_env,
     free_port,
@@ -68,9 +71,12 @@ class Step:
                 f"{self.wrk.non_2xx}: {'bounded' if self.bounded else 'NOT bounded'}")
 
 
-class PendingSampler:
-    def __init__(self, server: Server) -> None:
-        self.server = server
+class Sampler:
+    """``read()`` once a second while a wrk run lasts: the dev queue's pending count, or the
+    broker's consumer lag (bench/pipeline_kafka.py)."""
+
+    def __init__(self, read: Callable[[], int], join_seconds: float = 5) -> None:
+        self.read, self.join_seconds = read, join_seconds
         self.samples: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -78,17 +84,17 @@ class PendingSampler:
     def _run(self) -> None:
         while not self._stop.wait(1.0):
             try:
-                self.samples.append(int(self.server.get_json("/readyz")["queue_pending"]))
+                self.samples.append(self.read())
             except Exception:  # a missed sample is not a failed run
                 continue
 
-    def __enter__(self) -> PendingSampler:
+    def __enter__(self) -> Sampler:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(self.join_seconds)
 
 
 def readyz(server: Server) -> dict[str, Any]:
@@ -118,6 +124,23 @@ def stored_events(data_dir: str) -> dict[str, int]:
     return result
 
 
+def search(step: Callable[[float, int], Step], top: float, p: Profile) -> Step:
+    """Bisection in [0.1 X, 1.25 X] (X measured once, on a shared machine: search a little
+    above it too), then the highest bounded rate held for ``e2e_confirm_seconds``; if that
+    fails, 15 % less is held. Shared by the dev and the Kafka end-to-end figures."""
+    lo, hi = 0.1 * top, 1.25 * top
+    for _ in range(2 if p.quick else 4):
+        mid = (lo + hi) / 2
+        if step(mid, p.e2e_step_seconds).bounded:
+            lo = mid
+        else:
+            hi = mid
+    confirm = step(lo, p.e2e_confirm_seconds)
+    if not confirm.bounded:
+        confirm = step(0.85 * lo, p.e2e_confirm_seconds)
+    return confirm
+
+
 def run(ctx: Context) -> list[Figure]:
     p = ctx.profile
     data_dir = str(ctx.scratch("e2e-dev"))
@@ -132,7 +155,7 @@ def run(ctx: Context) -> list[Figure]:
     def step(rate: float, seconds: int) -> Step:
         nonlocal n2xx
         before = readyz(server)["sessionizer"]["inserts"]
-        with PendingSampler(server) as sampler:
+        with Sampler(lambda: int(readyz(server)["queue_pending"])) as sampler:
             got = run_wrk(server.base, bodies, seconds=seconds, connections=128, rate=rate,
                           count_status=True)
         n2xx += got.n2xx
@@ -155,17 +178,7 @@ def run(ctx: Context) -> list[Figure]:
         n2xx += top.n2xx
         say(f"e2e: closed-loop maximum of clickport dev: {top.brief()}")
         drain(server)
-        # X is measured once, on a shared machine: search a little above it too.
-        lo, hi = 0.1 * top.rate, 1.25 * top.rate
-        for _ in range(2 if p.quick else 4):
-            mid = (lo + hi) / 2
-            if step(mid, p.e2e_step_seconds).bounded:
-                lo = mid
-            else:
-                hi = mid
-        confirm = step(lo, p.e2e_confirm_seconds)
-        if not confirm.bounded:
-            confirm = step(0.85 * lo, p.e2e_confirm_seconds)
+        confirm = search(step, top.rate, p)
         final = readyz(server)
         dropped = final["ingest"]["dropped"]
         accepted = final["ingest"]["accepted"]

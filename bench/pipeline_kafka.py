@@ -1,0 +1,287 @@
+"""Benchmark 4 on the production path (end to end over Kafka), on one machine: ``clickport
+ingest`` (Kafka transport, ``acks=all``) and ``clickport sessionizer`` as two processes, both
+pinned to core 1; the local broker, wrk and this orchestrator (which samples the lag) on
+core 0. Same session traffic and the same search as the ``clickport dev`` figure
+(bench/pipeline_e2e.py); only the lag differs: here it is Kafka's own, read from the broker.
+
+Stores: chDB belongs to one process per data path, so each service has its own, as in
+production they would share one ClickHouse. Ingest's (a data dir with the site registered,
+where it loads sites and keeps visitor salts) and the sessionizer's (migrated, the same site
+registered, no goals), where the events land and are counted.
+
+1. A fresh 12-partition topic and consumer group; both services started and warmed up.
+2. A closed-loop run against ingest gives its maximum X (the sessionizer consumes meanwhile,
+   on the same core).
+3. `bench.pipeline_e2e.search`: bisection in [0.1 X, 1.25 X] with steps of
+   ``e2e_step_seconds``, then the highest bounded rate held for ``e2e_confirm_seconds`` (60 s
+   in the full profile; 15 % less if it fails). A step is bounded when every request is
+   answered 2xx at >= 97 % of the offered rate and the consumer lag, sampled each second from
+   the broker (end offsets minus the group's committed offsets, summed over partitions),
+   stays under max(5,000, 2 s of traffic) in the step's second half without growing. Between
+   steps the lag drains to 0.
+4. After the last step drains, both processes are stopped (the sessionizer flushes, commits
+   and leaves the group), and the events in the sessionizer's chDB are counted: stored /
+   (events ingest answered 202 and Kafka acknowledged, ingest's own count) must be exactly
+   1.000, with as many distinct event ids as rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import re
+import threading
+import time
+import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import httpx
+
+from bench.common import (
+    CLICKPORT,
+    Context,
+    Figure,
+    Server,
+    child_env,
+    free_port,
+    load_average,
+    say,
+    wait_until,
+)
+from bench.ingest_load import PRODUCT_ENV, add_site
+from bench.kafka import new_topic
+from bench.pipeline_e2e import Sampler, Step, search, stored_events
+from bench.workload import session_bodies
+from bench.wrk_load import BodyFile, run_wrk
+
+PARTITIONS = 12
+T = TypeVar("T")
+
+
+class LagProbe:
+    """Consumer lag as the broker sees it: sum over the topic's partitions of (end offset -
+    the group's committed offset, or 0 when none is committed yet). An admin client and a
+    group-less consumer on an event loop in a thread of this (core 0) process."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+        self.bootstrap, self.topic, self.group = bootstrap, topic, group
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._admin: Any = None
+        self._consumer: Any = None
+        self._call(self._start())
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _start(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await self._admin.start()
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
+                                          enable_auto_commit=False)
+        await self._consumer.start()
+        self._partitions = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
+
+    async def _lag(self) -> int:
+        committed = await self._admin.list_consumer_group_offsets(
+            self.group, partitions=self._partitions)
+        ends = await self._consumer.end_offsets(self._partitions)
+        total = 0
+        for tp in self._partitions:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            total += max(0, ends[tp] - done)
+        return total
+
+    def lag(self) -> int:
+        return self._call(self._lag())
+
+    def close(self) -> None:
+        async def stop() -> None:
+            if self._consumer is not None:
+                await self._consumer.stop()
+            if self._admin is not None:
+                await self._admin.close()
+
+        try:
+            self._call(stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()
+
+
+class KafkaStep(Step):
+    """A step whose ``pending`` samples are the broker's consumer lag."""
+
+    def brief(self) -> str:
+        return super().brief().replace("pending max", "lag max")
+
+
+def run_queue_wait(server: Server) -> float:
+    """Seconds the server's main thread (uvicorn's event loop) has spent runnable but not
+    running (/proc/PID/schedstat): other work on its core, or the hypervisor's steal."""
+    if server.proc is None:
+        return 0.0
+    try:
+        return int(pathlib.Path(f"/proc/{server.proc.pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def metric(server: Server, name: str) -> float:
+    """Sum of the samples of one metric on the server's /metrics (all label sets)."""
+    text = httpx.get(server.base + "/metrics", timeout=30).text
+    total = 0.0
+    for line in text.splitlines():
+        if re.match(rf"{re.escape(name)}(\{{| )", line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def run(ctx: Context) -> list[Figure]:
+    p = ctx.profile
+    bootstrap = ctx.broker.bootstrap
+    tag = uuid.uuid4().hex[:6]
+    topic = new_topic(bootstrap, f"bench.e2e.{tag}", PARTITIONS)
+    group = f"bench-e2e-{tag}"
+    ingest_dir = str(ctx.scratch("e2e-kafka-ingest"))
+    store_dir = str(ctx.scratch("e2e-kafka-sessionizer"))
+    add_site(ingest_dir)  # sites + salts for ingest (migrates first)
+    add_site(store_dir)  # the sessionizer's store: migrated, the site as a shared store has it
+    kafka_env = {"CLICKPORT_TRANSPORT": "kafka", "CLICKPORT_STORE": "chdb",
+                 "CLICKPORT_KAFKA_BOOTSTRAP": bootstrap, "CLICKPORT_KAFKA_TOPIC": topic,
+                 "CLICKPORT_KAFKA_GROUP": group, **PRODUCT_ENV}
+    logs = ctx.scratch("logs")
+    port = free_port()
+    ingest = Server("e2e-kafka-ingest", [CLICKPORT, "ingest", "--port", str(port)], port,
+                    env=child_env(CLICKPORT_DATA_DIR=ingest_dir, **kafka_env), log_dir=logs,
+                    ready_path="/readyz")
+    port = free_port()
+    sessionizer = Server("e2e-kafka-sessionizer", [CLICKPORT, "sessionizer", "--port", str(port)],
+                         port, env=child_env(CLICKPORT_DATA_DIR=store_dir, **kafka_env),
+                         log_dir=logs, ready_path="/readyz")
+    bodies = BodyFile(session_bodies(4000))
+    n2xx = 0
+    steps: list[KafkaStep] = []
+    loads: list[str] = []  # 1-min load average after each step
+    shares: list[tuple[float, float]] = []  # CPU-s per s of ingest, sessionizer in a step
+    starved: list[tuple[float, float]] = []  # and their main threads' run-queue wait per s
+
+    def core1(i: int) -> str:
+        return (f"core 1: ingest ran {shares[i][0]:.0%}, sessionizer {shares[i][1]:.0%} of "
+                f"the time; their event-loop threads waited for a CPU {starved[i][0]:.0%}, "
+                f"{starved[i][1]:.0%}")
+
+    probe: LagProbe | None = None
+
+    def drain(timeout: float = 600) -> None:
+        assert probe is not None
+        wait_until(lambda: probe.lag() == 0, timeout, "the consumer lag to drain", every=0.5)
+
+    def step(rate: float, seconds: int) -> KafkaStep:
+        nonlocal n2xx
+        assert probe is not None
+        before = metric(sessionizer, "clickport_sessionizer_inserts_total")
+        cpu = (ingest.cpu_seconds(), sessionizer.cpu_seconds())
+        waits = (run_queue_wait(ingest), run_queue_wait(sessionizer))
+        with Sampler(probe.lag, join_seconds=35) as sampler:
+            got = run_wrk(ingest.base, bodies, seconds=seconds, connections=128, rate=rate,
+                          count_status=True)
+        shares.append(((ingest.cpu_seconds() - cpu[0]) / got.seconds,
+                       (sessionizer.cpu_seconds() - cpu[1]) / got.seconds))
+        starved.append(((run_queue_wait(ingest) - waits[0]) / got.seconds,
+                        (run_queue_wait(sessionizer) - waits[1]) / got.seconds))
+        n2xx += got.n2xx
+        s = KafkaStep(rate, seconds, got, sampler.samples,
+                      int(metric(sessionizer, "clickport_sessionizer_inserts_total") - before))
+        steps.append(s)
+        loads.append(load_average().split()[0])
+        say(f"e2e kafka step ({seconds}s): {s.brief()}; {core1(-1)}; load {loads[-1]}")
+        drain()
+        time.sleep(1.0)
+        return s
+
+    try:
+        say(f"e2e kafka: topic {topic}, group {group}; ingest and sessionizer on core 1")
+        sessionizer.start()
+        ingest.start()
+        probe = LagProbe(bootstrap, topic, group)
+        warm = run_wrk(ingest.base, bodies, seconds=2, connections=16, count_status=True)
+        n2xx += warm.n2xx
+        drain()
+        top = run_wrk(ingest.base, bodies, seconds=max(3, p.e2e_step_seconds // 3),
+                      connections=256, count_status=True)
+        n2xx += top.n2xx
+        say(f"e2e kafka: closed-loop maximum of clickport ingest (sessionizer consuming on "
+            f"the same core): {top.brief()}")
+        drain()
+        confirm = search(step, top.rate, p)
+        body = ingest.get_json("/readyz")
+        accepted, unavailable = int(body["accepted"]), int(body["unavailable"])
+        dropped = int(metric(ingest, "clickport_ingest_dropped_total"))
+        written = int(metric(sessionizer, "clickport_sessionizer_events_written_total"))
+        replayed = int(metric(sessionizer, "clickport_sessionizer_replayed_skipped_total"))
+        corrupt = int(metric(sessionizer, "clickport_sessionizer_corrupt_total"))
+        final_lag = probe.lag()
+    finally:
+        if probe is not None:
+            probe.close()
+        ses_rc = sessionizer.stop()
+        ing_rc = ingest.stop()
+        bodies.close()
+    counts = stored_events(store_dir)
+    fraction = counts["rows"] / accepted if accepted else 0.0
+    say(f"e2e kafka: 2xx read by wrk {n2xx:,}, answered 202 (accepted) {accepted:,}, "
+        f"503 {unavailable}, dropped {dropped}, sessionizer wrote {written:,} (replays "
+        f"skipped {replayed}, corrupt {corrupt}), lag at the end {final_lag}, exit codes "
+        f"sessionizer {ses_rc} ingest {ing_rc}; stored rows {counts['rows']:,} (distinct "
+        f"ids {counts['ids']:,}): fraction {fraction:.4f}")
+    cmd = ctx.command("e2e_kafka")
+    held = confirm.rate if confirm.bounded else 0.0
+    per_table = confirm.inserts / 2 / confirm.seconds
+    where = "clickport ingest + clickport sessionizer on Kafka, both on core 1"
+    return [
+        Figure(id="e2e_kafka.sustained_rate", stage="4 end to end",
+               name=f"highest offered rate with bounded consumer lag (broker's committed "
+                    f"offsets), {where}, held {confirm.seconds} s", unit="ev/s", runs=[held],
+               target="(report)", command=cmd,
+               note=(f"{confirm.brief()}; {core1(-1)}; closed-loop maximum of ingest "
+                     f"{top.rate:,.0f}/s; "
+                     "bisection: " + "; ".join(f"{s.rate:,.0f} {'ok' if s.bounded else 'no'}"
+                                               for s in steps[:-1])
+                     + f"; 1-min load average after each step: {', '.join(loads)}"),
+               extra={"steps": [{"rate": s.rate, "answered": s.wrk.rate, "lag": s.pending,
+                                 "bounded": s.bounded, "p99_ms": s.wrk.p99_ms,
+                                 "load1": load, "cpu_ingest": cpu[0],
+                                 "cpu_sessionizer": cpu[1], "wait_ingest": wait[0],
+                                 "wait_sessionizer": wait[1]}
+                                for s, load, cpu, wait in zip(steps, loads, shares, starved,
+                                                              strict=False)],
+                      "topic_partitions": PARTITIONS}),
+        Figure(id="e2e_kafka.stored_fraction", stage="4 end to end",
+               name="fraction of 2xx events stored over Kafka (events FINAL in the "
+                    "sessionizer's chDB / events ingest answered 202)",
+               unit="", runs=[fraction], target="== 1.000", judge="value == 1.0",
+               command=cmd,
+               note=(f"{counts['rows']:,} rows ({counts['ids']:,} distinct event ids: "
+                     f"{counts['rows'] - counts['ids']} duplicates) for {accepted:,} events "
+                     f"answered 202 (wrk read {n2xx:,} of those answers); "
+                     f"503 {unavailable}; dropped {dropped or 'none'}; sessionizer wrote "
+                     f"{written:,} event rows, skipped {replayed} replays, {corrupt} corrupt"),
+               extra={"counts": counts, "n2xx": n2xx, "accepted": accepted,
+                      "unavailable": unavailable, "dropped": dropped, "written": written,
+                      "replayed_skipped": replayed, "corrupt": corrupt}),
+        Figure(id="e2e_kafka.inserts_per_table", stage="3 store",
+               name=f"INSERTs per table per second, Kafka sessionizer at a steady "
+                    f"{confirm.rate:,.0f} ev/s for {confirm.seconds} s", unit="/s/table",
+               runs=[per_table], target="<= 1", judge="value <= 1", command=cmd,
+               note=(f"{confirm.inserts} INSERT statements (events + sessions), from "
+                     "clickport_sessionizer_inserts_total over the run")),
+    ]
+
