@@ -36,8 +36,8 @@ def load_results(profile: str) -> dict[str, Any]:
 
 def save_results(profile: str, data: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    order = ["ingest.", "sessionizer.", "memory.", "store.", "e2e.inserts", "e2e.", "api.",
-             "tracker."]
+    order = ["ingest.", "sessionizer.", "memory.", "store.", "e2e.inserts", "e2e.",
+             "e2e_kafka.", "api.", "tracker."]
 
     def rank(f: dict[str, Any]) -> tuple[int, str]:
         stage = str(f.get("stage", ""))
@@ -124,7 +124,7 @@ def write_docs() -> pathlib.Path:
         "scripts/bench            # everything, full sizes (about 20 minutes)",
         "scripts/bench --quick    # smoke mode: tiny sizes, under 2 minutes",
         "scripts/bench --only ingest,store   # a subset (ingest sessionizer memory store "
-        "e2e api tracker)",
+        "e2e e2e_kafka api tracker)",
         "```",
         "",
     ]

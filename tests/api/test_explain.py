@@ -1,6 +1,6 @@
 """The outbound report reads one site's date range through the primary key: ``EXPLAIN
 indexes = 1`` on chDB shows the key condition on site_id and the day, and the partition
-pruning on the month. The plan is printed (run with -s) for docs/api.md."""
+pruning on the day. The plan is printed (run with -s) for docs/api.md."""
 
 from __future__ import annotations
 
