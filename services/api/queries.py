@@ -72,6 +72,8 @@ SESSIONS_FIRST_PAGE = _SESSIONS_PAGE.format(columns=SESSION_COLUMNS, after="")
 SESSIONS_NEXT_PAGE = _SESSIONS_PAGE.format(columns=SESSION_COLUMNS, after=_AFTER_CURSOR)
 
 # One session by id: its start day from session_starts (migration 007), then that day's key.
+# This and the timeline read a granule or two: one thread saves the pool's hand-offs (on the
+# 300 k bench set, 7.8 ms against 12.6 ms median for this query).
 SESSION = f"""
 SELECT {SESSION_COLUMNS}, toUnixTimestamp64Milli(last_event_at) AS last_ms
 FROM sessions FINAL
@@ -80,6 +82,7 @@ WHERE site_id = {{site:String}}
                              WHERE site_id = {{site:String}} AND session_id = {{sid:String}})
   AND session_id = {{sid:String}}
 LIMIT 1
+SETTINGS max_threads = 1
 """
 
 # The timeline reads the session's time range (widened by the caller for clock skew between
@@ -95,6 +98,7 @@ WHERE site_id = {site:String}
   AND session_id = {sid:String}
 ORDER BY timestamp, event_id
 LIMIT {limit:UInt32}
+SETTINGS max_threads = 1
 """
 
 # KPIs (A4), from the sessions table only, so every figure describes the same sessions
