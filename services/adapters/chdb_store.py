@@ -19,7 +19,14 @@ import orjson
 import pyarrow
 from chdb import session as chdb_session
 
-from services.core.store import FINAL_WITHIN_PARTITIONS, Row, StoreError, run_migrations
+from services.core.store import (
+    STORE_SETTINGS,
+    Columns,
+    Row,
+    StoreError,
+    as_columns,
+    run_migrations,
+)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9:_.,-]{1,200}$")
@@ -57,7 +64,8 @@ class ChdbStore:
         except Exception as exc:  # chDB raises plain RuntimeError subclasses
             raise StoreError(f"cannot open chDB at {path}: {exc}") from exc
         self._session.query("SET output_format_json_quote_64bit_integers = 0")
-        self._session.query(f"SET {FINAL_WITHIN_PARTITIONS} = 1")
+        for name, value in STORE_SETTINGS.items():
+            self._session.query(f"SET {name} = {value}")
         self._column_types: dict[str, dict[str, str]] = {}
         self._columns_lock = threading.Lock()
         # One statement at a time: concurrent parameterised queries on one chDB session lose
@@ -71,31 +79,36 @@ class ChdbStore:
     def migrate(self) -> list[str]:
         return run_migrations(self._run, self.query)
 
-    def insert(self, table: str, rows: Sequence[Row], *, dedup_token: str = "") -> None:
-        if not rows:
+    def insert(self, table: str, rows: Sequence[Row] | Columns, *,
+               dedup_token: str = "") -> None:
+        if not len(rows):
             return
         if not _IDENT.match(table):
             raise StoreError(f"bad table name {table!r}")
         types = self._column_types_of(table)
-        columns = list(rows[0])
+        data = as_columns(rows)
+        columns = list(data)
         unknown = [c for c in columns if c not in types]
         if unknown:
             raise StoreError(f"{table} has no column(s) {', '.join(unknown)}")
         # Columnar: one Arrow array per column, read by chDB's Python() table function, which
         # finds ``batch_table`` by name in this frame (3.3x the rows/s of JSONEachRow text).
         batch_table = pyarrow.table({  # noqa: F841 - read by name by Python() below
-            name: pyarrow.array([row[name] for row in rows], _arrow_type(types[name]))
-            for name in columns})
-        settings = ""
+            name: pyarrow.array(data[name], _arrow_type(types[name])) for name in columns})
+        # No Replacing merge of the block while inserting: every reader of a versioned table
+        # uses FINAL (or tolerates duplicates), which collapses rows of one block as it does
+        # rows of two, and chDB's insert takes ~30 % less CPU (9.4 -> 6.5 us per event row).
+        settings = ["optimize_on_insert = 0"]
         if dedup_token:
             if not _TOKEN.match(dedup_token):
                 raise StoreError(f"bad deduplication token {dedup_token!r}")
-            settings = f" SETTINGS insert_deduplication_token = '{dedup_token}'"
+            settings.append(f"insert_deduplication_token = '{dedup_token}'")
         names = ", ".join(columns)
+        sql = (f"INSERT INTO {table} ({names}) SETTINGS {', '.join(settings)} "
+               f"SELECT {names} FROM Python(batch_table)")
         try:
             with self._session_lock:
-                self._session.query(f"INSERT INTO {table} ({names}){settings} "
-                                    f"SELECT {names} FROM Python(batch_table)")
+                self._session.query(sql)
         except Exception as exc:
             raise StoreError(str(exc)) from exc
 

@@ -23,10 +23,12 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
 from services.core.store import (
-    FINAL_WITHIN_PARTITIONS,
+    STORE_SETTINGS,
+    Columns,
     Row,
     StoreError,
     StoreUnavailable,
+    as_columns,
     run_migrations,
 )
 
@@ -58,7 +60,7 @@ class ClickHouseStore:
         if client is None:
             client = Client.from_url(self._url)
             client.settings["server_side_params"] = True
-            client.settings[FINAL_WITHIN_PARTITIONS] = 1
+            client.settings.update(STORE_SETTINGS)
             client.connection.context.client_settings["server_side_params"] = True
             self._local.client = client
         return client
@@ -80,19 +82,21 @@ class ClickHouseStore:
     def migrate(self) -> list[str]:
         return run_migrations(lambda sql: self._call(lambda c: c.execute(sql)), self.query)
 
-    def insert(self, table: str, rows: Sequence[Row], *, dedup_token: str = "") -> None:
-        if not rows:
+    def insert(self, table: str, rows: Sequence[Row] | Columns, *,
+               dedup_token: str = "") -> None:
+        if not len(rows):
             return
         if not _IDENT.match(table):
             raise StoreError(f"bad table name {table!r}")
         types = self._column_types(table)
-        columns = list(rows[0].keys())
-        converters = [self._converter(types.get(name, "")) for name in columns]
-        data = [[convert(row.get(name)) for name, convert in zip(columns, converters, strict=True)]
-                for row in rows]
+        columns = as_columns(rows)
+        data: list[Sequence[Any]] = []
+        for name, values in columns.items():
+            convert = self._converter(types.get(name, ""))
+            data.append(values if convert is None else [convert(value) for value in values])
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else {}
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
-        self._call(lambda c: c.execute(sql, data, settings=settings))
+        self._call(lambda c: c.execute(sql, data, settings=settings, columnar=True))
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         rows, columns = self._call(
@@ -114,9 +118,10 @@ class ClickHouseStore:
             return self._types[table]
 
     @staticmethod
-    def _converter(column_type: str) -> Callable[[Any], Any]:
+    def _converter(column_type: str) -> Callable[[Any], Any] | None:
+        """How a value of ours becomes the driver's for this column (None: as it is)."""
         if column_type.startswith("DateTime64"):
             return _from_ms
         if column_type == "UUID":
             return lambda value: uuid.UUID(str(value))
-        return lambda value: value
+        return None

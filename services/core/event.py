@@ -16,7 +16,7 @@ EventKind = Literal["pageview", "click", "engagement", "custom"]
 SCHEMA_VERSION = 1
 
 
-class Event(msgspec.Struct, frozen=True, omit_defaults=True):
+class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     id: str  # 32 hex chars, assigned by ingest; the key that makes replays collapse
     site: str
     sid: str

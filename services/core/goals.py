@@ -56,20 +56,14 @@ _OPERATORS: dict[str, Callable[[str, str], bool]] = {
 }
 
 
+# The event attribute each condition field reads.
+_ATTRIBUTE_OF_FIELD = {"url": "click_url", "domain": "click_domain", "text": "click_text",
+                       "title": "click_text", "asin": "asin", "path": "path", "name": "name"}
+
+
 def field_value(event: Event, field: str) -> str:
-    if field == "url":
-        return event.click_url
-    if field == "domain":
-        return event.click_domain
-    if field in ("text", "title"):
-        return event.click_text
-    if field == "asin":
-        return event.asin
-    if field == "path":
-        return event.path
-    if field == "name":
-        return event.name
-    return ""
+    attribute = _ATTRIBUTE_OF_FIELD.get(field)
+    return str(getattr(event, attribute)) if attribute is not None else ""
 
 
 def condition_holds(condition: Condition, event: Event) -> bool:
@@ -92,22 +86,79 @@ def matching_goals(goals: Sequence[Goal] | GoalIndex, event: Event) -> list[Goal
     return [goal for goal in goals if goal.site == event.site and goal_matches(goal, event)]
 
 
-_Compiled = tuple[Goal, tuple[tuple[str, Callable[[str, str], bool], str], ...]]
+_Values = dict[str, str]  # condition field -> the event's casefolded value
+_Test = Callable[[_Values], bool]
+
+
+def _compile_condition(condition: Condition) -> _Test:
+    """One closure per condition, the operator chosen once, not looked up per event."""
+    field, want = condition.field, condition.value.casefold()
+    tests: dict[str, _Test] = {
+        "equals": lambda v: v[field] == want,
+        "not_equals": lambda v: v[field] != want,
+        "contains": lambda v: want in v[field],
+        "not_contains": lambda v: want not in v[field],
+        "starts_with": lambda v: v[field].startswith(want),
+        "ends_with": lambda v: v[field].endswith(want),
+        "is_empty": lambda v: v[field] == "",
+        "is_not_empty": lambda v: v[field] != "",
+    }
+    return tests[condition.operator]
+
+
+def _compile_goal(goal: Goal) -> _Test:
+    """The goal's conditions as one test; a one-condition goal is its condition's test."""
+    tests = tuple(_compile_condition(c) for c in goal.conditions)
+    if not tests:
+        return lambda _: True
+    if len(tests) == 1:
+        return tests[0]
+    if goal.logic == "all":
+        def every(values: _Values) -> bool:
+            for test in tests:
+                if not test(values):
+                    return False
+            return True
+        return every
+
+    def some(values: _Values) -> bool:
+        for test in tests:
+            if test(values):
+                return True
+        return False
+    return some
+
+
+class _Candidates:
+    """The goals of one (site, event kind), each compiled, and the event attributes their
+    conditions read (each casefolded once per event)."""
+
+    def __init__(self) -> None:
+        self.tests: list[tuple[Goal, _Test]] = []
+        self.fields: dict[str, str] = {}  # condition field -> event attribute
+
+    def add(self, goal: Goal) -> None:
+        self.tests.append((goal, _compile_goal(goal)))
+        for condition in goal.conditions:
+            self.fields[condition.field] = _ATTRIBUTE_OF_FIELD[condition.field]
+
+    def matching(self, event: Event) -> list[Goal]:
+        values = {field: getattr(event, attribute).casefold()
+                  for field, attribute in self.fields.items()}
+        return [goal for goal, test in self.tests if test(values)]
 
 
 class GoalIndex:
     """The same matching as `goal_matches`, prepared once per goal refresh: goals grouped by
-    (site, event kind), so an event meets only the goals that can match it, condition values
-    casefolded once, and each event field casefolded at most once per event."""
+    (site, event kind), so an event meets only the goals that can match it, each goal
+    compiled into one closure, and each event field casefolded once per event."""
 
     def __init__(self, goals: Sequence[Goal]) -> None:
         self.goals = tuple(goals)
-        self._by_site_kind: dict[tuple[str, str], list[_Compiled]] = {}
+        self._by_site_kind: dict[tuple[str, str], _Candidates] = {}
         for goal in self.goals:
-            conditions = tuple((c.field, _OPERATORS[c.operator], c.value.casefold())
-                               for c in goal.conditions)
             key = (goal.site, _KIND_OF_TYPE[goal.type])
-            self._by_site_kind.setdefault(key, []).append((goal, conditions))
+            self._by_site_kind.setdefault(key, _Candidates()).add(goal)
 
     def __len__(self) -> int:
         return len(self.goals)
@@ -117,21 +168,7 @@ class GoalIndex:
 
     def matching(self, event: Event) -> list[Goal]:
         candidates = self._by_site_kind.get((event.site, event.kind))
-        if not candidates:
-            return []
-        values: dict[str, str] = {}
-
-        def have(field: str) -> str:
-            if field not in values:
-                values[field] = field_value(event, field).casefold()
-            return values[field]
-
-        found = []
-        for goal, conditions in candidates:
-            results = (test(have(field), want) for field, test, want in conditions)
-            if not conditions or (all(results) if goal.logic == "all" else any(results)):
-                found.append(goal)
-        return found
+        return candidates.matching(event) if candidates is not None else []
 
 
 _conditions_decoder = msgspec.json.Decoder(tuple[Condition, ...])

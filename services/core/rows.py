@@ -3,87 +3,147 @@ event and the session state, so a replay writes rows identical to the first writ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from msgspec.structs import astuple
 
 from services.core.event import Event
 from services.core.session import SessionState, share
 
 EVENT_NAMES = {"pageview": "pageview", "click": "click", "engagement": "engagement",
                "custom": "custom"}
+# Array columns are tuples: the empty one and the click keys are shared, not allocated per row.
+_CLICK_META_KEYS = ("click_url", "click_text", "asin", "click_kind")
+_NO_META: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+
+
+def _transpose(items: Iterable[Any], fields: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """Struct field -> its values across ``items``, in one C-level pass (no dict per row)."""
+    values = list(zip(*map(astuple, items), strict=True)) or [()] * len(fields)
+    return dict(zip(fields, values, strict=True))
+
+
+def _meta(event: Event) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if event.kind == "click":
+        return _CLICK_META_KEYS, (event.click_url, event.click_text, event.asin,
+                                  event.click_kind)
+    if event.kind == "custom" and event.props:
+        keys = tuple(sorted(event.props))
+        return keys, tuple(event.props[key] for key in keys)
+    return _NO_META
+
+
+def event_columns(events: Sequence[Event], goals: Sequence[Sequence[str]]
+                  ) -> dict[str, Sequence[Any]]:
+    """The ``events`` rows of ``events`` (``goals[i]``: the ids of every goal event ``i``
+    matched), column by column."""
+    e = _transpose(events, Event.__struct_fields__)
+    meta = [_meta(event) for event in events]
+    return {
+        "site_id": e["site"],
+        "timestamp": e["ts"],
+        "name": [EVENT_NAMES[kind] for kind in e["kind"]],
+        "session_id": e["sid"],
+        "event_id": e["id"],
+        "visitor_id": e["vid"],
+        "url": e["url"],
+        "path": e["path"],
+        "referrer": e["referrer"],
+        "referrer_source": e["source"],
+        "utm_source": e["utm_source"],
+        "utm_medium": e["utm_medium"],
+        "utm_campaign": e["utm_campaign"],
+        "utm_term": e["utm_term"],
+        "utm_content": e["utm_content"],
+        "device": e["device"],
+        "browser": e["browser"],
+        "os": e["os"],
+        "country": e["country"],
+        "click_domain": e["click_domain"],
+        "scroll_depth": e["scroll"],
+        "visible_ms": e["visible_ms"],
+        "custom_name": e["name"],
+        "goals": goals,
+        "meta_keys": [keys for keys, _ in meta],
+        "meta_values": [values for _, values in meta],
+    }
 
 
 def event_row(event: Event, converted_goals: Sequence[str] = ()) -> dict[str, Any]:
-    keys: list[str] = []
-    values: list[str] = []
-    if event.kind == "click":
-        keys = ["click_url", "click_text", "asin", "click_kind"]
-        values = [event.click_url, event.click_text, event.asin, event.click_kind]
-    elif event.kind == "custom":
-        for key, value in sorted(event.props.items()):
-            keys.append(key)
-            values.append(value)
+    """One event's row (the same values as `event_columns`)."""
+    return {name: values[0] for name, values in event_columns([event], [converted_goals]).items()}
+
+
+def session_columns(states: Sequence[SessionState]) -> dict[str, Sequence[Any]]:
+    """The ``sessions`` rows of ``states``, column by column."""
+    s = _transpose(states, SessionState.__struct_fields__)
     return {
-        "site_id": event.site,
-        "timestamp": event.ts,
-        "name": EVENT_NAMES[event.kind],
-        "session_id": event.sid,
-        "event_id": event.id,
-        "visitor_id": event.vid,
-        "url": event.url,
-        "path": event.path,
-        "referrer": event.referrer,
-        "referrer_source": event.source,
-        "utm_source": event.utm_source,
-        "utm_medium": event.utm_medium,
-        "utm_campaign": event.utm_campaign,
-        "utm_term": event.utm_term,
-        "utm_content": event.utm_content,
-        "device": event.device,
-        "browser": event.browser,
-        "os": event.os,
-        "country": event.country,
-        "click_domain": event.click_domain,
-        "scroll_depth": event.scroll,
-        "visible_ms": event.visible_ms,
-        "custom_name": event.name,
-        "goals": list(converted_goals),
-        "meta_keys": keys,
-        "meta_values": values,
+        "site_id": s["site"],
+        "started_at": s["started_at"],
+        "session_id": s["sid"],
+        "version": s["events"],
+        "last_stream": s["stream"],
+        "last_offset": s["offset"],
+        "visitor_id": s["visitor_id"],
+        "last_event_at": s["last_event_at"],
+        "pageviews": s["pageviews"],
+        "events": s["events"],
+        "entry_page": s["entry_page"],
+        "exit_page": s["exit_page"],
+        "referrer": s["referrer"],
+        "referrer_source": s["source"],
+        "utm_source": s["utm_source"],
+        "utm_medium": s["utm_medium"],
+        "utm_campaign": s["utm_campaign"],
+        "device": s["device"],
+        "browser": s["browser"],
+        "os": s["os"],
+        "country": s["country"],
+        "max_scroll": s["max_scroll"],
+        "visible_ms": s["visible_ms"],
+        "duration": [state.duration_seconds for state in states],
+        "has_clicked": [int(flag) for flag in s["has_clicked"]],
+        "has_converted": [int(flag) for flag in s["has_converted"]],
+        "goals": s["goals"],
+        "is_bounce": [int(flag) for flag in s["is_bounce"]],
     }
 
 
-def session_row(state: SessionState) -> dict[str, Any]:
-    return {
-        "site_id": state.site,
-        "started_at": state.started_at,
-        "session_id": state.sid,
-        "version": state.events,
-        "last_stream": state.stream,
-        "last_offset": state.offset,
-        "visitor_id": state.visitor_id,
-        "last_event_at": state.last_event_at,
-        "pageviews": state.pageviews,
-        "events": state.events,
-        "entry_page": state.entry_page,
-        "exit_page": state.exit_page,
-        "referrer": state.referrer,
-        "referrer_source": state.source,
-        "utm_source": state.utm_source,
-        "utm_medium": state.utm_medium,
-        "utm_campaign": state.utm_campaign,
-        "device": state.device,
-        "browser": state.browser,
-        "os": state.os,
-        "country": state.country,
-        "max_scroll": state.max_scroll,
-        "visible_ms": state.visible_ms,
-        "duration": state.duration_seconds,
-        "has_clicked": int(state.has_clicked),
-        "has_converted": int(state.has_converted),
-        "goals": list(state.goals),
-        "is_bounce": int(state.is_bounce),
-    }
+class EventBatch:
+    """The event rows of one insert (`Columns` for the Store): the events and the goals each
+    matched, turned into columns once, when the Store asks."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.goals: list[list[str]] = []
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def add(self, event: Event, goals: list[str]) -> None:
+        self.events.append(event)
+        self.goals.append(goals)
+
+    def columns(self) -> dict[str, Sequence[Any]]:
+        return event_columns(self.events, self.goals)
+
+
+class SessionBatch:
+    """The session rows of one insert (`Columns` for the Store): the last state of each
+    session the batch touched. Only that version is written, so only its row is built."""
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[str, str], SessionState] = {}
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def put(self, key: tuple[str, str], state: SessionState) -> None:
+        self.states[key] = state
+
+    def columns(self) -> dict[str, Sequence[Any]]:
+        return session_columns(list(self.states.values()))
 
 
 def session_from_row(row: dict[str, Any]) -> SessionState:

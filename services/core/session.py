@@ -18,7 +18,6 @@ Guarantees:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 
@@ -125,29 +124,29 @@ def apply_event(
     (conversion goals or not: the event row records them all, for the timeline). Only
     conversion goals set ``has_converted`` and join the session's ``goals``."""
     current = state if state is not None else new_session(event, offset, stream)
-    pageviews = current.pageviews + (event.kind == "pageview")
+    is_pageview = event.kind == "pageview"
+    pageviews = current.pageviews + is_pageview
     has_clicked = current.has_clicked or event.kind == "click"
     max_scroll = max(current.max_scroll, event.scroll if event.kind == "engagement" else 0)
     visible_ms = current.visible_ms + (event.visible_ms if event.kind == "engagement" else 0)
+    exit_page = share(event.path) if is_pageview else current.exit_page
     matched = matching_goals(goals, event)
     new_goals = tuple(g.id for g in matched if g.is_conversion and g.id not in current.goals)
-    changes: dict[str, Any] = {
-        "offset": offset,
-        "stream": stream,
-        "last_event_at": max(current.last_event_at, event.ts),
-        "events": current.events + 1,
-        "pageviews": pageviews,
-        "has_clicked": has_clicked,
-        "max_scroll": max_scroll,
-        "visible_ms": visible_ms,
-        "is_bounce": current.is_bounce
+    # Keyword arguments, not a dict of changes: replace(**changes) costs three times as much.
+    return msgspec.structs.replace(
+        current,
+        offset=offset,
+        stream=stream,
+        last_event_at=max(current.last_event_at, event.ts),
+        events=current.events + 1,
+        pageviews=pageviews,
+        has_clicked=has_clicked,
+        max_scroll=max_scroll,
+        visible_ms=visible_ms,
+        is_bounce=current.is_bounce
         and is_bounce(pageviews, has_clicked, max_scroll, visible_ms),
-    }
-    if event.kind == "pageview":
-        changes["exit_page"] = share(event.path)
-        if not current.entry_page:
-            changes["entry_page"] = changes["exit_page"]
-    if new_goals:
-        changes["goals"] = current.goals + new_goals
-        changes["has_converted"] = True
-    return msgspec.structs.replace(current, **changes), [g.id for g in matched]
+        exit_page=exit_page,
+        entry_page=current.entry_page or (exit_page if is_pageview else ""),
+        goals=current.goals + new_goals,
+        has_converted=current.has_converted or bool(new_goals),
+    ), [g.id for g in matched]

@@ -13,7 +13,7 @@ import pathlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -29,12 +29,30 @@ class StoreUnavailable(StoreError):
     """The Store cannot be reached right now; the caller may retry later."""
 
 
+@runtime_checkable
+class Columns(Protocol):
+    """A batch as one sequence per column, every column as long as the batch."""
+
+    def __len__(self) -> int: ...
+
+    def columns(self) -> Mapping[str, Sequence[Any]]: ...
+
+
+def as_columns(rows: Sequence[Row] | Columns) -> Mapping[str, Sequence[Any]]:
+    """The batch column by column, whichever form it came in (every row has the first row's
+    keys)."""
+    if isinstance(rows, Columns):
+        return rows.columns()
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
 class Store(Protocol):
     def migrate(self) -> list[str]:
         """Apply the migrations not applied yet; returns the names applied now."""
         ...
 
-    def insert(self, table: str, rows: Sequence[Row], *, dedup_token: str = "") -> None:
+    def insert(self, table: str, rows: Sequence[Row] | Columns, *,
+               dedup_token: str = "") -> None:
         """Insert rows in one batch. Retrying with the same token never writes twice."""
         ...
 
@@ -92,6 +110,10 @@ def run_migrations(execute: Callable[[str], object],
 # copies share timestamp, the config tables have one partition. So FINAL never needs to
 # merge across partitions, and telling ClickHouse so lets it collapse each partition alone.
 FINAL_WITHIN_PARTITIONS = "do_not_merge_across_partitions_select_final"
+# events and sessions are partitioned by day (migration 006), and one sessionizer batch can
+# write to many days: a long-lived tab's session keeps the partition of the day it started.
+# ClickHouse refuses an insert touching more than 100 partitions by default; 0 lifts that.
+STORE_SETTINGS = {FINAL_WITHIN_PARTITIONS: 1, "max_partitions_per_insert_block": 0}
 
 MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations

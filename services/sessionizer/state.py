@@ -3,9 +3,10 @@ miss (after idle eviction, a restart or a rebalance) so a session is never resta
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import msgspec
 
 from services.core.rows import SESSION_COLUMNS_FOR_RELOAD, session_from_row
 from services.core.session import SessionState
@@ -15,39 +16,51 @@ SessionKey = tuple[str, str]  # (site, session id)
 _RELOAD_CHUNK = 10_000
 
 
+class _Entry(msgspec.Struct, gc=False):
+    """One session in memory, updated in place: one small object per session instead of an
+    entry in each of three dicts (no cycles through it, so the GC need not track it)."""
+
+    state: SessionState
+    partition: int
+    touched_at: float  # time.monotonic(); one float shared by a whole poll's sessions
+
+
 @dataclass
 class SessionTable:
     idle_seconds: float
-    states: dict[SessionKey, SessionState] = field(default_factory=dict)
-    partition_of: dict[SessionKey, int] = field(default_factory=dict)
-    touched_at: dict[SessionKey, float] = field(default_factory=dict)
+    states: dict[SessionKey, _Entry] = field(default_factory=dict)
+    _next_sweep: float = field(default=0.0, init=False, repr=False)
 
     def get(self, key: SessionKey) -> SessionState | None:
-        return self.states.get(key)
+        entry = self.states.get(key)
+        return entry.state if entry is not None else None
 
-    def put(self, key: SessionKey, partition: int, state: SessionState) -> None:
-        self.states[key] = state
-        self.partition_of[key] = partition
-        self.touched_at[key] = time.monotonic()
+    def put(self, key: SessionKey, partition: int, state: SessionState, now: float) -> None:
+        entry = self.states.get(key)
+        if entry is None:
+            self.states[key] = _Entry(state, partition, now)
+        else:
+            entry.state, entry.partition, entry.touched_at = state, partition, now
 
     def missing(self, keys: Iterable[SessionKey]) -> set[SessionKey]:
         return {key for key in keys if key not in self.states}
 
     def drop_partitions(self, partitions: frozenset[int]) -> None:
-        for key in [k for k, p in self.partition_of.items() if p in partitions]:
-            self._forget(key)
+        for key in [k for k, e in self.states.items() if e.partition in partitions]:
+            del self.states[key]
 
-    def evict_idle(self) -> int:
-        limit = time.monotonic() - self.idle_seconds
-        stale = [key for key, at in self.touched_at.items() if at < limit]
+    def evict_idle(self, now: float) -> int:
+        """Forget the sessions untouched for ``idle_seconds``. The sweep reads every session,
+        so it runs at most once per tenth of ``idle_seconds``, not after every batch: an idle
+        session may stay in memory up to 10 % longer."""
+        if now < self._next_sweep:
+            return 0
+        self._next_sweep = now + self.idle_seconds / 10
+        limit = now - self.idle_seconds
+        stale = [key for key, entry in self.states.items() if entry.touched_at < limit]
         for key in stale:
-            self._forget(key)
+            del self.states[key]
         return len(stale)
-
-    def _forget(self, key: SessionKey) -> None:
-        self.states.pop(key, None)
-        self.partition_of.pop(key, None)
-        self.touched_at.pop(key, None)
 
 
 def load_sessions(store: Store, keys: Iterable[SessionKey]) -> dict[SessionKey, SessionState]:

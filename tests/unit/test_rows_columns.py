@@ -1,0 +1,87 @@
+"""Batches as columns: the sessionizer's event and session batches give the Store the same
+values the row functions give, and both Stores take rows or columns alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers import event
+
+from services.core.rows import EventBatch, SessionBatch, event_row, session_columns
+from services.core.session import apply_event
+from services.core.store import as_columns
+
+
+def test_event_columns_hold_each_events_row() -> None:
+    click = event("click", click_url="https://shop.example/p", click_text="Buy",
+                  click_kind="primary", click_domain="shop.example", asin="B0")
+    custom = event("custom", name="signup", props={"plan": "pro", "a": "1"})
+    engagement = event("engagement", scroll=40, visible_ms=9000)
+    batch = EventBatch()
+    for item, goals in ((click, ["g1"]), (custom, []), (engagement, ["g2", "g3"])):
+        batch.add(item, goals)
+    columns = as_columns(batch)
+    rows = [{name: values[i] for name, values in columns.items()} for i in range(len(batch))]
+    assert rows == [event_row(click, ["g1"]), event_row(custom, []), event_row(engagement,
+                                                                            ["g2", "g3"])]
+    assert rows[0]["meta_keys"] == ("click_url", "click_text", "asin", "click_kind")
+    assert rows[0]["meta_values"] == ("https://shop.example/p", "Buy", "B0", "primary")
+    assert (rows[1]["meta_keys"], rows[1]["meta_values"]) == (("a", "plan"), ("1", "pro"))
+    assert rows[1]["name"] == "custom" and rows[1]["custom_name"] == "signup"
+    assert (rows[2]["scroll_depth"], rows[2]["visible_ms"]) == (40, 9000)
+    assert (rows[2]["meta_keys"], rows[2]["meta_values"]) == ((), ())
+
+
+def test_a_session_batch_writes_only_the_last_state_of_each_session() -> None:
+    first, _ = apply_event(None, event("pageview", path="/a"), 1)
+    second, _ = apply_event(first, event("engagement", scroll=60, visible_ms=20_000), 2)
+    other, _ = apply_event(None, event("click", sid="t" * 22), 3)
+    batch = SessionBatch()
+    for state in (first, other, second):
+        batch.put((state.site, state.sid), state)
+    columns = batch.columns()
+    assert len(batch) == 2
+    assert columns["session_id"] == ("s" * 22, "t" * 22)
+    assert columns["version"] == (2, 1)
+    assert columns["entry_page"] == ("/a", "")
+    assert columns["is_bounce"] == [0, 0] and columns["has_clicked"] == [0, 1]
+    assert columns["duration"] == [20, 0]
+    assert columns == session_columns([second, other])
+
+
+def test_rows_become_columns_in_their_key_order() -> None:
+    rows = [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    assert as_columns(rows) == {"a": [1, 2], "b": ["x", "y"]}
+
+
+def test_the_clickhouse_store_sends_columns_converted_once_per_column() -> None:
+    from services.adapters.clickhouse_store import ClickHouseStore
+
+    sent: dict[str, Any] = {}
+
+    class FakeClient:
+        def execute(self, sql: str, data: Any, **kwargs: Any) -> None:
+            sent.update(sql=sql, data=data, **kwargs)
+
+    store = ClickHouseStore("clickhouse://localhost:9000/default")
+    store._types["t"] = {"id": "UUID", "at": "DateTime64(3, 'UTC')", "n": "UInt8"}
+    store._local.client = FakeClient()
+
+    class Plain:  # any Columns will do
+        def __len__(self) -> int:
+            return 2
+
+        def columns(self) -> dict[str, Any]:
+            return {"id": ("0" * 32, "f" * 32), "at": (0, 1500), "n": (1, 2)}
+
+    store.insert("t", Plain(), dedup_token="tok")
+    assert sent["sql"] == "INSERT INTO t (id, at, n) VALUES"
+    assert sent["columnar"] is True and sent["settings"] == {"insert_deduplication_token": "tok"}
+    ids, ats, ns = sent["data"]
+    assert [str(i) for i in ids] == ["00000000-0000-0000-0000-000000000000",
+                                     "ffffffff-ffff-ffff-ffff-ffffffffffff"]
+    assert [a.isoformat() for a in ats] == ["1970-01-01T00:00:00+00:00",
+                                            "1970-01-01T00:00:01.500000+00:00"]
+    assert ns == (1, 2)
+    store.insert("t", [{"id": "0" * 32, "at": 0, "n": 3}])
+    assert sent["data"][2] == [3] and sent["settings"] == {}
