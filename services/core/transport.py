@@ -9,6 +9,7 @@ commit names the *next* offset to read.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class Message:
     stream: int = 0
 
 
+@functools.lru_cache(maxsize=4096)  # called per consumed message with a handful of streams
 def stream_id(*names: object) -> int:
     """A stable 32-bit id for a stream, e.g. ``stream_id(topic, partition)``."""
     return zlib.crc32("/".join(str(n) for n in names).encode())
