@@ -35,6 +35,14 @@ CORS = {"access-control-allow-origin": "*", "access-control-allow-methods": "POS
         "access-control-allow-headers": "content-type", "access-control-max-age": "86400"}
 _JSON_CORS = [(b"content-type", b"application/json"), (b"access-control-allow-origin", b"*")]
 ACCEPTED = b'{"ok":true}'
+Headers = list[tuple[bytes, bytes]]
+
+
+def _headers(body: bytes, *extra: tuple[bytes, bytes]) -> Headers:
+    return [*_JSON_CORS, *extra, (b"content-length", str(len(body)).encode())]
+
+
+_ACCEPTED_HEADERS = _headers(ACCEPTED)  # built once: most answers are this one
 
 
 class ClientGone(Exception):
@@ -63,15 +71,13 @@ class BeaconEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            status, body, extra = await self.handle(scope, receive)
+            status, body, headers = await self.handle(scope, receive)
         except ClientGone:
             return  # nobody to answer, and a body the client did not finish is not an event
-        headers = [*_JSON_CORS, *extra, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def handle(self, scope: Scope, receive: Receive
-                     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    async def handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes, Headers]:
         user_agent, forwarded_for, declared = "", None, -1
         for name, value in scope["headers"]:
             if name == b"user-agent":
@@ -108,7 +114,7 @@ class BeaconEndpoint:
                                      "event queue unavailable, retry later")
         self.stats.accepted += 1
         self.stats.published += 1
-        return 202, ACCEPTED, []
+        return 202, ACCEPTED, _ACCEPTED_HEADERS
 
     async def _read(self, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it passes the limit (chunked bodies too);
@@ -125,15 +131,15 @@ class BeaconEndpoint:
             if not message.get("more_body", False):
                 return body
 
-    def _json(self, status: int, payload: dict[str, object]
-              ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        return status, orjson.dumps(payload), []
+    def _json(self, status: int, payload: dict[str, object]) -> tuple[int, bytes, Headers]:
+        body = orjson.dumps(payload)
+        return status, body, _headers(body)
 
-    def _unavailable(self, cause: str, message: str
-                     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    def _unavailable(self, cause: str, message: str) -> tuple[int, bytes, Headers]:
         self.stats.unavailable += 1
         log.warning("answering 503: %s", cause)  # cause never holds the IP
-        return 503, orjson.dumps({"error": message}), [(b"retry-after", b"5")]
+        body = orjson.dumps({"error": message})
+        return 503, body, _headers(body, (b"retry-after", b"5"))
 
 
 class BeaconFastPath:

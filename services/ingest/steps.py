@@ -10,6 +10,7 @@ in through `Context`, so every step is a unit-testable function.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -34,15 +35,29 @@ class Drop:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Incoming:
-    """One beacon on its way through the steps; ``fields`` collects what put_* steps add."""
+    """One beacon on its way through the steps; ``fields`` collects what put_* steps add.
+    Its URLs are split once, when a step first reads them (`page_url`, `click_url`)."""
 
     beacon: Beacon
     client_ip: str
     user_agent: str
     received_ms: int
     fields: dict[str, Any] = field(default_factory=dict)
+    _page_url: urls.UrlParts | None = field(default=None, repr=False)
+    _click_url: urls.UrlParts | None = field(default=None, repr=False)
+
+    def page_url(self) -> urls.UrlParts:
+        if self._page_url is None:
+            self._page_url = urls.split(self.beacon.u)
+        return self._page_url
+
+    def click_url(self) -> urls.UrlParts:
+        """The destination of a click beacon (only called for clicks)."""
+        if self._click_url is None:
+            self._click_url = urls.split(self.beacon.cu)  # type: ignore[union-attr]
+        return self._click_url
 
 
 @dataclass(frozen=True)
@@ -72,8 +87,7 @@ def drop_rate_limited(item: Incoming, ctx: Context) -> Drop | None:
 
 
 def drop_bad_click_url(item: Incoming, ctx: Context) -> Drop | None:
-    beacon = item.beacon
-    if isinstance(beacon, Click) and not urls.is_web_url(beacon.cu):
+    if isinstance(item.beacon, Click) and not urls.is_web_url_of(item.click_url()):
         return Drop("bad_click_url")
     return None
 
@@ -81,7 +95,7 @@ def drop_bad_click_url(item: Incoming, ctx: Context) -> Drop | None:
 def drop_excluded_path(item: Incoming, ctx: Context) -> Drop | None:
     """Every beacon from an excluded page (not only pageviews and clicks: an engagement or
     custom event from it would otherwise start or extend a session there)."""
-    if ctx.excluded_paths and is_excluded_path(urls.url_path(item.beacon.u), ctx.excluded_paths):
+    if ctx.excluded_paths and is_excluded_path(urls.path_of(item.page_url()), ctx.excluded_paths):
         return Drop("excluded_path")
     return None
 
@@ -93,9 +107,10 @@ def drop_bot(item: Incoming, ctx: Context) -> Drop | None:
 
 
 def put_page(item: Incoming, ctx: Context) -> None:
+    page = item.page_url()
     item.fields["url"] = item.beacon.u
-    item.fields["path"] = urls.url_path(item.beacon.u)[:2048]
-    item.fields.update(urls.utm_params(item.beacon.u))
+    item.fields["path"] = urls.path_of(page)[:2048]
+    item.fields.update(urls.utm_params_of(page))
 
 
 def put_referrer_source(item: Incoming, ctx: Context) -> None:
@@ -109,12 +124,13 @@ def put_click(item: Incoming, ctx: Context) -> None:
     beacon = item.beacon
     if not isinstance(beacon, Click):
         return
+    destination = item.click_url()
     item.fields.update(
         click_url=beacon.cu,
         click_text=beacon.ct,
         click_kind=beacon.ck,
-        click_domain=urls.destination_domain(beacon.cu),
-        asin=(beacon.ca or urls.amazon_asin(beacon.cu)).upper(),
+        click_domain=urls.strip_www(destination.hostname),
+        asin=(beacon.ca or urls.amazon_asin_of(destination)).upper(),
     )
 
 
@@ -179,9 +195,19 @@ def process(item: Incoming, ctx: Context) -> Event | Drop:
 
 
 def visitor_id(salt: bytes, site: str, ip: str, user_agent: str) -> int:
-    """I3: a keyed hash of site, IP and User-Agent under the day's salt, as a UInt64."""
-    digest = hmac.new(salt, f"{site}\0{ip}\0{user_agent}".encode(), hashlib.sha256).digest()
-    return int.from_bytes(digest[:8], "big")
+    """I3: a keyed hash of site, IP and User-Agent under the day's salt, as a UInt64:
+    HMAC-SHA256, continued from a copy of the state that has already absorbed the key."""
+    mac = _keyed_hmac(salt).copy()
+    mac.update(f"{site}\0{ip}\0{user_agent}".encode())
+    return int.from_bytes(mac.digest()[:8], "big")
+
+
+@functools.lru_cache(maxsize=1)
+def _keyed_hmac(salt: bytes) -> hmac.HMAC:
+    """The HMAC state of the key in use. One entry: requests use the key of the day they
+    arrive, so the first request after midnight drops yesterday's, which is thus held no
+    longer than the SaltBook holds it (I3)."""
+    return hmac.new(salt, digestmod=hashlib.sha256)
 
 
 def is_excluded_path(path: str, prefixes: tuple[str, ...]) -> bool:

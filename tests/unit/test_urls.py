@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlsplit
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.core import urls
 
@@ -39,3 +43,54 @@ def test_utm_params_are_taken_from_the_page_url() -> None:
 ])
 def test_is_web_url(url: str, ok: bool) -> None:
     assert urls.is_web_url(url) is ok
+
+
+def reference_parts(url: str) -> urls.UrlParts:
+    """What `urls.split` must return: urlsplit's reading, all empty when it raises."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return urls.NO_PARTS
+    return urls.UrlParts(parts.scheme, parts.hostname or "", parts.path, parts.query)
+
+
+def reference_utm(query: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in parse_qsl(query):
+        if key in urls.UTM_KEYS and key not in found:
+            found[key] = value[:200]
+    return found
+
+
+PIECES = ["/", "?", "#", "&", "=", "+", "%", "%5F", "@", "[", "]", "::1", ":", ":8080", "www.",
+          "Example.COM", "a.b", "utm_source", "utm_medium", "x", "\t", "\n", " ", "\x00", "é",
+          "\\", ".", "-", "0"]
+URLS = st.tuples(
+    st.sampled_from(["https://", "http://", "HTTPS://", "ftp://", "https:", "https:///", "//", ""]),
+    st.lists(st.sampled_from(PIECES), max_size=6).map("".join),
+    st.lists(st.sampled_from(PIECES), max_size=10).map("".join),
+).map("".join)
+
+
+@given(URLS)
+@settings(max_examples=1000)
+def test_split_reads_urls_as_urlsplit_does(url: str) -> None:
+    assert urls.split(url) == reference_parts(url)
+    assert urls.utm_params(url) == reference_utm(reference_parts(url).query)
+
+
+@given(st.text(max_size=60))
+def test_split_of_any_text_matches_urlsplit(text: str) -> None:
+    for url in (text, "https://" + text, "http://a.com/" + text):
+        assert urls.split(url) == reference_parts(url)
+        assert urls.utm_params(url) == reference_utm(reference_parts(url).query)
+
+
+@pytest.mark.parametrize("url", [
+    "https://shop.example.com/p?utm_source=a&utm_source=b&utm_medium=&utm_campaign=c=d",
+    "https://e.com/?utm%5Fsource=x&utm_term=a+b&utm_content=%E2%9C%93",
+    "https://e.com/?utm_source=" + "v" * 300, "https://e.com/#?utm_source=frag",
+    "https://[::1]:80/?utm_source=v6", "https://user@e.com/?utm_source=u", "https://e.com:x/",
+])
+def test_utm_params_match_parse_qsl(url: str) -> None:
+    assert urls.utm_params(url) == reference_utm(reference_parts(url).query)
