@@ -3,10 +3,11 @@ against chDB's fastest bulk path for the same rows.
 
 One child process on core 1 holds a fresh chDB store (the product's migrations) and, per
 variant, a table made with ``CREATE TABLE x AS events`` (same engine, sort key, codecs and
-dedup window). The rows are real ``event_row`` dicts of realistic events. Every insert
+dedup window). The batches are what the sessionizer hands the Store: an ``EventBatch`` of
+realistic events, turned into columns inside ``insert`` (so on the clock). Every insert
 carries a per-batch ``insert_deduplication_token`` as the sessionizer's do. Rounds are
 interleaved: ChdbStore.insert, then each bulk path, each into its own table, truncated
-after its round. Bulk paths (data prepared before the clock starts):
+after its round. Bulk paths (the same rows, prepared before the clock starts):
 
 - ``arrow_python``: ``INSERT ... SELECT * FROM Python(table)`` over a pyarrow Table;
 - ``arrow_file``: ``INSERT ... SELECT * FROM file('batch.arrow', Arrow)`` (Arrow IPC);
@@ -49,15 +50,22 @@ def child(rows_total: int, rounds: int, directory: pathlib.Path) -> dict[str, An
 
     from bench.workload import events
     from services.adapters.chdb_store import ChdbStore
-    from services.core.rows import event_row
+    from services.core.rows import EventBatch, event_row
 
     store = ChdbStore(directory / "chdb")
     store.migrate()
     variants = ("store", *BULK, "arrow_from_rows")
     for name in variants:
         store._run(f"CREATE TABLE IF NOT EXISTS events_{name} AS events")
-    rows = [event_row(e) for e in events(rows_total)]
+    generated = list(events(rows_total))
+    rows = [event_row(e) for e in generated]
     batches = [rows[i:i + BATCH] for i in range(0, len(rows), BATCH)]
+    event_batches = []
+    for i in range(0, len(generated), BATCH):
+        batch = EventBatch()
+        for event in generated[i:i + BATCH]:
+            batch.add(event, [])
+        event_batches.append(batch)
     tables = [arrow_table(b) for b in batches]
     for i, table in enumerate(tables):
         feather.write_feather(table, directory / f"b{i}.arrow", compression="uncompressed")
@@ -69,7 +77,7 @@ def child(rows_total: int, rounds: int, directory: pathlib.Path) -> dict[str, An
         return f"bench-{name}-{round_no}-{i}"
 
     def run_store(r: int) -> None:
-        for i, batch in enumerate(batches):
+        for i, batch in enumerate(event_batches):
             store.insert("events_store", batch, dedup_token=token("store", i, r))
 
     def run_python(r: int) -> None:
@@ -127,7 +135,7 @@ def run(ctx: Context) -> list[Figure]:
                           for b in BULK)
     return [
         Figure(id="store.insert", stage="3 store",
-               name="ChdbStore.insert rows/s (events, JSONEachRow, batches of 5,000)",
+               name="ChdbStore.insert rows/s (events, the sessionizer's column batches of 5,000)",
                unit="rows/s", runs=rates["store"],
                baseline_name="fastest chDB bulk path", baseline_runs=base,
                ratios=paired_ratios(rates["store"], base), target=">= 0.7 x bulk",
