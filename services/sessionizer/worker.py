@@ -41,6 +41,10 @@ _RETRY_FIRST, _RETRY_MAX = 0.2, 10.0
 # sessionizer's time in the benchmark. Collecting after 50,000 net allocations takes it to
 # about 1.5 % (nothing here relies on cycles being freed soon).
 _GC_FIRST_THRESHOLD = 50_000
+# A poll can bring thousands of messages (up to the batch size). Decoding and applying them
+# is CPU work on the event loop, which clickport dev shares with ingest: yielding every 256
+# messages (~5-8 ms of work) lets ingest's requests in between, at no cost to throughput.
+_APPLY_SLICE = 256
 
 
 @dataclass
@@ -156,7 +160,9 @@ class Sessionizer:
     async def handle(self, messages: list[Message]) -> None:
         """Apply polled messages to session state and add their rows to the open batch."""
         events: list[Event | None] = []  # None: a corrupt message, skipped in its turn
-        for message in messages:
+        for i, message in enumerate(messages):
+            if i and i % _APPLY_SLICE == 0:
+                await asyncio.sleep(0)
             try:
                 events.append(decode_event(message.value))
             except msgspec.DecodeError:
@@ -174,7 +180,9 @@ class Sessionizer:
             for key, state in loaded.items():
                 self.sessions.put(key, partition_of[key], state, now)
         now = time.monotonic()  # one touch time for the poll: one float, not one per session
-        for message, event in zip(messages, events, strict=True):
+        for i, (message, event) in enumerate(zip(messages, events, strict=True)):
+            if i and i % _APPLY_SLICE == 0:
+                await asyncio.sleep(0)
             if event is None:
                 self._advance(message)
             else:
