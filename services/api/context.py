@@ -37,7 +37,7 @@ class ApiContext:
     async def begin(self, request: Request, allowed: Iterable[str]) -> tuple[Site, dict[str, str]]:
         """Authorise the key (401/403 first), then check the query parameters (400)."""
         try:
-            site = await authorised_site(request, request.query_params, self.keys, self.store)
+            site = await authorised_site(request, request.query_params, self.keys)
         except StoreError as exc:
             log.warning("key lookup failed, answering 503: %s", exc)
             raise ApiError(503, "storage unavailable, retry later") from exc
