@@ -8,7 +8,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -33,6 +33,9 @@ class ApiContext:
     keys: KeyCache
     clock: Callable[[], dt.datetime] = utc_now
     goals_changed: Callable[[], None] = lambda: None  # called after every goal write
+    # site -> (when read, goal id -> (name, is_conversion)): see goals.goal_names
+    goal_names: dict[str, tuple[float, dict[str, tuple[str, bool]]]] = field(
+        default_factory=dict)
 
     async def begin(self, request: Request, allowed: Iterable[str]) -> tuple[Site, dict[str, str]]:
         """Authorise the key (401/403 first), then check the query parameters (400)."""

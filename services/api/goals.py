@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -33,6 +33,7 @@ from services.api.shapes import Condition, Deleted, Goal, GoalInput, GoalList, i
 from services.core import goals as goal_rules
 
 MAX_BODY_BYTES = 16 * 1024
+GOAL_NAMES_SECONDS = 5.0  # as the sessionizer's goal refresh (G5)
 MAX_GOALS_PER_SITE = 100
 VALUELESS_OPERATORS = frozenset({"is_empty", "is_not_empty"})
 _decoder = msgspec.json.Decoder(GoalInput)
@@ -41,10 +42,20 @@ _NAMED_FIELD = re.compile(r"field `([^`]*)`")
 _conditions_encoder = msgspec.json.Encoder()
 
 
-async def goal_names(ctx: ApiContext, site: str) -> dict[str, tuple[str, bool]]:
-    """Goal id -> (name, is_conversion) for the site, deleted goals included."""
+async def goal_names(ctx: ApiContext, site: str, needed: Iterable[str] = ()
+                     ) -> dict[str, tuple[str, bool]]:
+    """Goal id -> (name, is_conversion) for the site, deleted goals included. Kept for
+    `GOAL_NAMES_SECONDS`, read again at once when an id in ``needed`` is missing (a goal
+    another API replica created) and dropped on this process's own goal writes, so only a
+    rename made through another replica can show late, by at most that long."""
+    kept = ctx.goal_names.get(site)
+    if (kept is not None and time.monotonic() - kept[0] < GOAL_NAMES_SECONDS
+            and all(goal_id in kept[1] for goal_id in needed)):
+        return kept[1]
     rows = await ctx.run(queries.GOAL_NAMES, {"site": site})
-    return {r["goal_id"]: (r["name"], bool(r["is_conversion"])) for r in rows}
+    names = {r["goal_id"]: (r["name"], bool(r["is_conversion"])) for r in rows}
+    ctx.goal_names[site] = (time.monotonic(), names)
+    return names
 
 
 def decode_goal(body: bytes) -> GoalInput:
@@ -139,6 +150,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         row = goal_row(site.domain, uuid.uuid4().hex, goal, time.time_ns() // 1_000_000,
                        time.time_ns())
         await ctx.write("goals", [row])
+        ctx.goal_names.pop(site.domain, None)
         ctx.goals_changed()
         return json_response(goal_of_row({**row, "created_ms": row["created_at"]}), 201)
 
@@ -150,6 +162,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         row = goal_row(site.domain, goal_id, goal, int(old["created_ms"]),
                        max(time.time_ns(), int(old["version"]) + 1))
         await ctx.write("goals", [row])
+        ctx.goal_names.pop(site.domain, None)
         ctx.goals_changed()
         return json_response(goal_of_row({**row, "created_ms": row["created_at"]}))
 
@@ -161,6 +174,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         await ctx.write("goals", [goal_row(site.domain, goal_id, kept, int(old["created_ms"]),
                                            max(time.time_ns(), int(old["version"]) + 1),
                                            deleted=True)])
+        ctx.goal_names.pop(site.domain, None)
         ctx.goals_changed()
         return json_response(Deleted(goal_id, True))
 

@@ -117,7 +117,8 @@ def routes(ctx: ApiContext) -> list[Route]:
             params["cursor_ms"], params["cursor_sid"] = decode_cursor(query["cursor"])
             sql = queries.SESSIONS_NEXT_PAGE
         rows = await ctx.run(sql, params)
-        names = await goal_names(ctx, site.domain) if any(r["goals"] for r in rows) else {}
+        needed = {goal_id for r in rows for goal_id in r["goals"]}
+        names = await goal_names(ctx, site.domain, needed) if needed else {}
         page = rows[:limit]
         cursor = None
         if len(rows) > limit:
@@ -138,7 +139,8 @@ def routes(ctx: ApiContext) -> list[Route]:
             "first_ms": int(session["started_ms"]) - CLOCK_SKEW_MS,
             "last_ms": int(session["last_ms"]) + CLOCK_SKEW_MS,
         })
-        names = await goal_names(ctx, site.domain)
+        names = await goal_names(ctx, site.domain,
+                                 {g for r in (session, *rows) for g in r["goals"]})
         events = [timeline_event(r, names) for r in rows[:MAX_TIMELINE_EVENTS]]
         return json_response(Timeline(site.domain, session_row(session, names), events,
                                       truncated=len(rows) > MAX_TIMELINE_EVENTS))
