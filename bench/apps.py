@@ -95,8 +95,8 @@ def api_app() -> Starlette:
             asyncio.run(outbound_rows(run, {"site": site, **period.bounds()}))
         elif endpoint == "kpis":
             previous = period.previous()
-            asyncio.run(day_sums.period(site, period.start, period.end, now))
-            asyncio.run(day_sums.period(site, previous.start, previous.end, now))
+            asyncio.run(day_sums.periods(
+                site, [(period.start, period.end), (previous.start, previous.end)], now))
         else:
             found = store.query(queries.SESSION, {"site": site, "sid": sid})[0]
             store.query(queries.TIMELINE, {

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,14 +76,33 @@ class DaySums:
     async def period(self, site: str, start: dt.datetime, end: dt.datetime,
                      now: dt.datetime) -> Sums:
         """The sums of the sessions of ``site`` that started in [start, end) (UTC)."""
-        first, stop = whole_days(start, end, now.astimezone(dt.UTC).date())
-        total = Sums()
-        if first == stop:  # no whole day before today: read it all live
-            return await self._live(site, start, end)
-        total += await self._live(site, start, midnight(first))
-        total += await self._kept_days(site, first, stop)
-        total += await self._live(site, midnight(stop), end)
-        return total
+        return (await self.periods(site, [(start, end)], now))[0]
+
+    async def periods(self, site: str, ranges: Sequence[tuple[dt.datetime, dt.datetime]],
+                      now: dt.datetime) -> list[Sums]:
+        """`period` for each range, the part lists of their whole days read in one query."""
+        today = now.astimezone(dt.UTC).date()
+        wholes = [whole_days(start, end, today) for start, end in ranges]
+        spans = [(first, stop) for first, stop in wholes if first < stop]
+        parts = await self._day_parts(min(f for f, _ in spans), max(s for _, s in spans)
+                                      ) if spans else {}
+        results = []
+        for (start, end), (first, stop) in zip(ranges, wholes, strict=True):
+            if first == stop:  # no whole day before today: read it all live
+                results.append(await self._live(site, start, end))
+                continue
+            total = await self._live(site, start, midnight(first))
+            total += await self._kept_days(site, {d: p for d, p in parts.items()
+                                                  if first <= d < stop})
+            total += await self._live(site, midnight(stop), end)
+            results.append(total)
+        return results
+
+    async def _day_parts(self, first: dt.date, stop: dt.date) -> dict[dt.date, str]:
+        """Day -> its partition's active parts, for the days in [first, stop) that have one."""
+        rows = await self._run(queries.SESSION_DAY_PARTS,
+                               {"first": first.isoformat(), "stop": stop.isoformat()})
+        return {dt.date.fromisoformat(row["day"]): row["parts"] for row in rows}
 
     async def _live(self, site: str, start: dt.datetime, end: dt.datetime) -> Sums:
         if start >= end:
@@ -92,11 +111,9 @@ class DaySums:
                                                  "end": stamp(end)})
         return sum((Sums.of(row) for row in rows), Sums())
 
-    async def _kept_days(self, site: str, first: dt.date, stop: dt.date) -> Sums:
+    async def _kept_days(self, site: str, parts: Mapping[dt.date, str]) -> Sums:
         # A day without a partition has no sessions of any site: it adds nothing, and is
         # neither read nor kept (so a long period costs what its days with data cost).
-        parts = {dt.date.fromisoformat(row["day"]): row["parts"] for row in await self._run(
-            queries.SESSION_DAY_PARTS, {"first": first.isoformat(), "stop": stop.isoformat()})}
         total = Sums()
         stale = []
         for day in sorted(parts):

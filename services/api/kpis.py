@@ -62,8 +62,8 @@ def routes(ctx: ApiContext) -> list[Route]:
         period = ctx.period(query, site)
         previous = period.previous()
         now = ctx.clock()
-        current = await day_sums.period(site.domain, period.start, period.end, now)
-        before = await day_sums.period(site.domain, previous.start, previous.end, now)
+        current, before = await day_sums.periods(
+            site.domain, [(period.start, period.end), (previous.start, previous.end)], now)
         return json_response(KpiReport(
             site=site.domain,
             period=Range(iso(period.start), iso(period.end)),

@@ -56,12 +56,16 @@ def strip_www(host: str) -> str:
 
 def hostname(url: str) -> str:
     """The URL's host name, lower-cased, or "" when the URL has none or is malformed."""
-    return split(url).hostname.lower()
+    return split(url).hostname
 
 
 def destination_domain(url: str) -> str:
+    return destination_domain_of(split(url))
+
+
+def destination_domain_of(parts: UrlParts) -> str:
     """A click's destination domain: its host without one leading ``www.``."""
-    return strip_www(hostname(url))
+    return strip_www(parts.hostname)
 
 
 def is_web_url(url: str) -> bool:
@@ -82,10 +86,6 @@ def amazon_asin_of(parts: UrlParts) -> str:
         return ""
     found = _ASIN_IN_PATH.search(parts.path)
     return found.group(1).upper() if found else ""
-
-
-def url_path(url: str) -> str:
-    return path_of(split(url))
 
 
 def path_of(parts: UrlParts) -> str:

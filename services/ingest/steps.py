@@ -129,7 +129,7 @@ def put_click(item: Incoming, ctx: Context) -> None:
         click_url=beacon.cu,
         click_text=beacon.ct,
         click_kind=beacon.ck,
-        click_domain=urls.strip_www(destination.hostname),
+        click_domain=urls.destination_domain_of(destination),
         asin=(beacon.ca or urls.amazon_asin_of(destination)).upper(),
     )
 
