@@ -49,7 +49,7 @@ EVENTS_SQL = """
 INSERT INTO events (site_id, timestamp, name, session_id, event_id, visitor_id, url, path,
     referrer, referrer_source, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
     device, browser, os, country, click_domain, scroll_depth, visible_ms, custom_name, goals,
-    meta_keys, meta_values)
+    meta_keys, meta_values, first_click_at, is_first_click)
 SELECT
     {site:String} AS site_id,
     fromUnixTimestamp64Milli(toInt64({base:Int64} + cityHash64(s, 1) % {span:Int64} + i * 20000),
@@ -69,8 +69,7 @@ SELECT
     ['Chrome', 'Safari', 'Firefox', 'Edge'][1 + h % 4] AS browser,
     ['Windows', 'macOS', 'iOS', 'Android', 'Linux'][1 + h % 5] AS os,
     ['US', 'DE', 'GB', 'FR', 'IN', ''][1 + h % 6] AS country,
-    if(name = 'click', concat('shop', toString(toUInt32(pow((cityHash64(number, 4) % 1000000)
-        / 1000000.0, 3) * 500)), '.example'), '') AS click_domain,
+    if(name = 'click', d, '') AS click_domain,
     if(name = 'engagement', toUInt8(cityHash64(number, 8) % 101), 0) AS scroll_depth,
     if(name = 'engagement', toUInt32(cityHash64(number, 9) % 60000), 0) AS visible_ms,
     '' AS custom_name,
@@ -78,10 +77,18 @@ SELECT
     if(name = 'click', ['click_url', 'click_text', 'asin', 'click_kind'], []) AS meta_keys,
     if(name = 'click', [concat('https://www.', click_domain, '/product/',
         toString(cityHash64(number, 5) % 100000)), 'See the deal', '', 'primary'], [])
-        AS meta_values
+        AS meta_values,
+    -- a session's second click (i = 3) repeats its first one's domain or is a first itself
+    multiIf(name != 'click', toDateTime64(0, 3, 'UTC'),
+            i = 3 AND d = d_before, timestamp - toIntervalMillisecond(40000),
+            timestamp) AS first_click_at,
+    toUInt8(name = 'click' AND NOT (i = 3 AND d = d_before)) AS is_first_click
 FROM (SELECT number, intDiv(number, 5) AS s, number % 5 AS i, cityHash64(intDiv(number, 5)) % 100
-      AS h FROM numbers({events:UInt64}))
+      AS h, {domain} AS d, {domain_before} AS d_before FROM numbers({events:UInt64}))
 """
+# ~500 destination domains with a cubic popularity; d_before: the domain of the row two before
+DOMAIN_SQL = ("concat('shop', toString(toUInt32(pow((cityHash64({n}, 4) % 1000000) / 1000000.0, "
+              "3) * 500)), '.example')")
 
 SESSIONS_SQL = """
 INSERT INTO sessions (site_id, started_at, session_id, version, visitor_id, last_event_at,
@@ -127,7 +134,10 @@ def generate(directory: pathlib.Path, events: int) -> dict[str, Any]:
     span = 29 * DAY_MS - 3_600_000
     common = {"site": SITE, "base": base, "span": span}
     started = time.perf_counter()
-    store.query(EVENTS_SQL.replace("{site_raw}", SITE), {**common, "events": events})
+    events_sql = (EVENTS_SQL.replace("{site_raw}", SITE)
+                  .replace("{domain}", DOMAIN_SQL.format(n="number"))
+                  .replace("{domain_before}", DOMAIN_SQL.format(n="number - 2")))
+    store.query(events_sql, {**common, "events": events})
     sessions = events // 5
     # the older versions first (as they were written first), then every session's final one
     store.query(SESSIONS_SQL, {**common, "sessions": sessions, "version": 3, "all": 0})
@@ -159,6 +169,7 @@ def generate(directory: pathlib.Path, events: int) -> dict[str, Any]:
                          "(SELECT countIf(name = 'click') FROM events) AS clicks, "
                          "(SELECT uniqExact(click_domain) FROM events WHERE name = 'click') "
                          "AS domains")[0]
+    _check_unique_clicks(store)
     step = max(1, sessions // 97)
     sids = [r["session_id"] for r in store.query(
         "SELECT session_id FROM sessions WHERE version = 5 AND "
@@ -167,6 +178,23 @@ def generate(directory: pathlib.Path, events: int) -> dict[str, Any]:
     return {"key": key, "sids": sids, "generate_seconds": seconds,
             "merge_wait_seconds": time.perf_counter() - settle_started, "parts": parts,
             "counts": {k: int(v) for k, v in counts.items()}}
+
+
+def _check_unique_clicks(store: Any) -> None:
+    """The generated first-click marks must give the report what hashing every session id
+    gives (the API's tests prove the rule; this proves the generator's marks)."""
+    from services.api import queries
+
+    now = dt.datetime.now(dt.UTC)
+    fmt = "%Y-%m-%d %H:%M:%S"
+    for days in (30, 7, 1):
+        params = {"site": SITE, "start": (now - dt.timedelta(days=days)).strftime(fmt),
+                  "end": now.strftime(fmt)}
+        marked = store.query(queries.OUTBOUND_DOMAINS, params)
+        hashed = store.query(queries.OUTBOUND_DOMAINS.replace(
+            queries.UNIQUE_DOMAIN_CLICKS, "uniqExact(session_key)"), params)
+        if marked != hashed:
+            raise RuntimeError(f"first-click marks disagree with uniqExact over {days} days")
 
 
 def pct(values: list[float], q: float) -> float:

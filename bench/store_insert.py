@@ -51,6 +51,7 @@ def child(rows_total: int, rounds: int, directory: pathlib.Path) -> dict[str, An
     from bench.workload import events
     from services.adapters.chdb_store import ChdbStore
     from services.core.rows import EventBatch, event_row
+    from services.core.session import NOT_A_FIRST_CLICK
 
     store = ChdbStore(directory / "chdb")
     store.migrate()
@@ -58,13 +59,15 @@ def child(rows_total: int, rounds: int, directory: pathlib.Path) -> dict[str, An
     for name in variants:
         store._run(f"CREATE TABLE IF NOT EXISTS events_{name} AS events")
     generated = list(events(rows_total))
-    rows = [event_row(e) for e in generated]
+    # every click marked as its session's first to its domain, as most are
+    firsts = [(e.ts, 1) if e.kind == "click" else NOT_A_FIRST_CLICK for e in generated]
+    rows = [event_row(e, (), first) for e, first in zip(generated, firsts, strict=True)]
     batches = [rows[i:i + BATCH] for i in range(0, len(rows), BATCH)]
     event_batches = []
     for i in range(0, len(generated), BATCH):
         batch = EventBatch()
-        for event in generated[i:i + BATCH]:
-            batch.add(event, [])
+        for event, first in zip(generated[i:i + BATCH], firsts[i:i + BATCH], strict=True):
+            batch.add(event, [], first)
         event_batches.append(batch)
     tables = [arrow_table(b) for b in batches]
     for i, table in enumerate(tables):

@@ -41,8 +41,8 @@ def _arrow_type(column_type: str) -> pyarrow.DataType:
         return pyarrow.uint64()
     if column_type.startswith("Int"):
         return pyarrow.int64()
-    if column_type.startswith("Array"):
-        return pyarrow.list_(pyarrow.string())
+    if column_type.startswith("Array("):
+        return pyarrow.list_(_arrow_type(column_type[len("Array("):-1]))
     return pyarrow.string()
 
 

@@ -122,6 +122,8 @@ class ClickHouseStore:
         """How a value of ours becomes the driver's for this column (None: as it is)."""
         if column_type.startswith("DateTime64"):
             return _from_ms
+        if column_type.startswith("Array(DateTime64"):
+            return lambda values: [_from_ms(value) for value in values]
         if column_type == "UUID":
             return lambda value: uuid.UUID(str(value))
         return None

@@ -68,6 +68,14 @@ def stamp(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+async def day_parts(run: Run, table: str, first: dt.date, stop: dt.date) -> dict[dt.date, str]:
+    """Day -> its partition's active parts in ``table``, for the days in [first, stop) that
+    have one."""
+    rows = await run(queries.DAY_PARTS, {"table": table, "first": first.isoformat(),
+                                         "stop": stop.isoformat()})
+    return {dt.date.fromisoformat(row["day"]): row["parts"] for row in rows}
+
+
 class DaySums:
     def __init__(self, run: Run) -> None:
         self._run = run
@@ -84,8 +92,8 @@ class DaySums:
         today = now.astimezone(dt.UTC).date()
         wholes = [whole_days(start, end, today) for start, end in ranges]
         spans = [(first, stop) for first, stop in wholes if first < stop]
-        parts = await self._day_parts(min(f for f, _ in spans), max(s for _, s in spans)
-                                      ) if spans else {}
+        parts = await day_parts(self._run, "sessions", min(f for f, _ in spans),
+                                max(s for _, s in spans)) if spans else {}
         results = []
         for (start, end), (first, stop) in zip(ranges, wholes, strict=True):
             if first == stop:  # no whole day before today: read it all live
@@ -97,12 +105,6 @@ class DaySums:
             total += await self._live(site, midnight(stop), end)
             results.append(total)
         return results
-
-    async def _day_parts(self, first: dt.date, stop: dt.date) -> dict[dt.date, str]:
-        """Day -> its partition's active parts, for the days in [first, stop) that have one."""
-        rows = await self._run(queries.SESSION_DAY_PARTS,
-                               {"first": first.isoformat(), "stop": stop.isoformat()})
-        return {dt.date.fromisoformat(row["day"]): row["parts"] for row in rows}
 
     async def _live(self, site: str, start: dt.datetime, end: dt.datetime) -> Sums:
         if start >= end:

@@ -1,7 +1,8 @@
 """Outbound links (PRODUCT.md A2): destination domains by unique clicks (distinct sessions),
 then clicks, then domain, at most 100; ``domain`` drills into that domain's URLs. The
 example URL and text of a row come from one click, its latest (ties broken by the greater
-event id), so they belong together."""
+event id), so they belong together. The domain counts keep finished days in memory
+(outbound_days.py); the drill-down is one query."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from services.api import queries
 from services.api.context import ApiContext
 from services.api.errors import ApiError, api_route, json_response
+from services.api.outbound_days import OutboundDays
 from services.api.params import PERIOD_PARAMS
 from services.core.urls import strip_www
 
@@ -25,11 +27,18 @@ Run = Callable[[str, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]
 
 
 async def outbound_rows(run: Run, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The report's rows: the domains, or with ``domain`` in params that domain's URLs, each
-    with the URL and text of its latest click (two queries; see queries.py)."""
+    """The report's rows in single queries: the domains, or with ``domain`` in params that
+    domain's URLs, each with the URL and text of its latest click (see queries.py)."""
+    by_url = "domain" in params
+    rows = await run(queries.OUTBOUND_URLS if by_url else queries.OUTBOUND_DOMAINS, params)
+    return await with_examples(run, rows, params)
+
+
+async def with_examples(run: Run, rows: list[dict[str, Any]],
+                        params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Give each counted row (with its ``latest_ms``) the URL and text of its latest click."""
     by_url = "domain" in params
     name = "url" if by_url else "domain"
-    rows = await run(queries.OUTBOUND_URLS if by_url else queries.OUTBOUND_DOMAINS, params)
     if not rows:
         return []
     latest = sorted({int(row.pop("latest_ms")) for row in rows})
@@ -44,15 +53,22 @@ async def outbound_rows(run: Run, params: Mapping[str, Any]) -> list[dict[str, A
 
 
 def routes(ctx: ApiContext) -> list[Route]:
+    days = OutboundDays(ctx.run)
+
     async def outbound_links(request: Request) -> Response:
         site, query = await ctx.begin(request, (*PERIOD_PARAMS, "domain"))
-        params: dict[str, Any] = {"site": site.domain, **ctx.period(query, site).bounds()}
+        period = ctx.period(query, site)
+        params: dict[str, Any] = {"site": site.domain, **period.bounds()}
         domain = query.get("domain")
-        if domain is not None:
+        if domain is None:
+            counted = await days.top_domains(site.domain, period.start, period.end, ctx.clock())
+            rows = await with_examples(ctx.run, counted, params)
+        else:
             domain = strip_www(domain.strip())
             if not domain or len(domain) > MAX_DOMAIN_LENGTH:
                 raise ApiError(400, "'domain' must be a host name", "domain")
             params["domain"] = domain
-        return json_response({"site": site.domain, "results": await outbound_rows(ctx.run, params)})
+            rows = await outbound_rows(ctx.run, params)
+        return json_response({"site": site.domain, "results": rows})
 
     return [api_route("/api/outbound-links", {"GET": outbound_links})]

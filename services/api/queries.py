@@ -7,16 +7,28 @@ event id), so they belong together."""
 from __future__ import annotations
 
 # Outbound links (A2) in two steps. The first counts per domain (or URL): clicks, distinct
-# sessions through session_key (the SipHash-128 of session_id that uniqExact would compute,
-# stored at insert: migration 006) and the time of the latest click. The second reads only
+# sessions and the time of the latest click. The second reads only
 # the clicks at those latest times, on their days, and keeps per key the one with the
 # greatest (timestamp, event_id): the key's latest click, whose URL and text are its example.
 # A max over (timestamp, event_id) tuples in the first step would cost more than the counts.
+#
+# Distinct sessions per URL: uniqExact over session_key (the SipHash-128 of session_id that
+# uniqExact would compute, stored at insert: migration 006). Per domain, from the first-click
+# marks (migration 008): every (session, domain) pair with a click in the period has either
+# its first click in the period (is_first_click, counted once) or not, and then all its
+# clicks carry that outside first_click_at, so their distinct sessions are the rest. The
+# rest also takes the clicks whose first click is not known (first_click_at 0). Only sessions
+# that cross the period's edges, or predate 008, are hashed.
+_UNIQUE_SESSIONS = "uniqExact(session_key)"
+UNIQUE_DOMAIN_CLICKS = """countIf(is_first_click = 1) + uniqExactIf(session_key,
+        first_click_at < {start:DateTime64(3, 'UTC')}
+        OR first_click_at >= {end:DateTime64(3, 'UTC')}
+        OR first_click_at = toDateTime64(0, 3, 'UTC'))"""
 _OUTBOUND_COUNTS = """
 SELECT
     {key} AS {name},
     count() AS clicks,
-    uniqExact(session_key) AS unique_clicks,
+    {unique} AS unique_clicks,
     toUnixTimestamp64Milli(max(timestamp)) AS latest_ms
 FROM events FINAL
 WHERE site_id = {{site:String}}
@@ -44,10 +56,40 @@ GROUP BY {name}
 """
 _BY_DOMAIN = {"key": "click_domain", "name": "domain", "filter": ""}
 _BY_URL = {"key": "click_url", "name": "url", "filter": "AND click_domain = {domain:String}"}
-OUTBOUND_DOMAINS = _OUTBOUND_COUNTS.format(**_BY_DOMAIN)
+OUTBOUND_DOMAINS = _OUTBOUND_COUNTS.format(unique=UNIQUE_DOMAIN_CLICKS, **_BY_DOMAIN)
 OUTBOUND_DOMAIN_EXAMPLES = _OUTBOUND_EXAMPLES.format(**_BY_DOMAIN)
-OUTBOUND_URLS = _OUTBOUND_COUNTS.format(**_BY_URL)
+OUTBOUND_URLS = _OUTBOUND_COUNTS.format(unique=_UNIQUE_SESSIONS, **_BY_URL)
 OUTBOUND_URL_EXAMPLES = _OUTBOUND_EXAMPLES.format(**_BY_URL)
+
+# The same domain counts a UTC day at a time (outbound_days.py keeps finished days): per day
+# and domain the clicks, first clicks and latest click; and the clicks whose first click was
+# not on their own day (or is not known), up to a cap per day. For a live range (today, a
+# partial day) the clicks whose first click lies outside the whole period.
+_CLICKS_IN_RANGE = """FROM events FINAL
+WHERE site_id = {site:String}
+  AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}
+  AND name = 'click'"""
+OUTBOUND_DAY_COUNTS = f"""
+SELECT toString(toDate(timestamp)) AS day, click_domain AS domain, count() AS clicks,
+    countIf(is_first_click = 1) AS firsts, toUnixTimestamp64Milli(max(timestamp)) AS latest_ms
+{_CLICKS_IN_RANGE}
+GROUP BY day, domain
+"""
+OUTBOUND_DAY_CROSSING = f"""
+SELECT toString(toDate(timestamp)) AS day, click_domain AS domain, session_id,
+    toUnixTimestamp64Milli(first_click_at) AS first_ms
+{_CLICKS_IN_RANGE}
+  AND toDate(first_click_at) != toDate(timestamp)
+LIMIT {{cap:UInt32}} BY day
+"""
+OUTBOUND_LIVE_CROSSING = f"""
+SELECT click_domain AS domain, session_id
+{_CLICKS_IN_RANGE}
+  AND (toUnixTimestamp64Milli(first_click_at) NOT BETWEEN {{period_start_ms:Int64}}
+                                                     AND {{period_end_ms:Int64}} - 1
+       OR toUnixTimestamp64Milli(first_click_at) = 0)
+LIMIT {{cap:UInt32}}
+"""
 
 # Sessions (A3). Every version of a session row has the same site and started_at, so the
 # filters below mean the same before and after FINAL collapses the versions.
@@ -119,12 +161,13 @@ WHERE site_id = {site:String}
 GROUP BY day
 """
 
-# The active parts of the sessions table's day partitions in [first, stop): what a day's
-# KPI sums are kept against. Any write to a day (insert, merge, mutation) changes its list.
-SESSION_DAY_PARTS = """
+# The active parts of a table's day partitions in [first, stop): what a day's KPI sums
+# (sessions) or outbound counts (events) are kept against. Any write to a day (insert, merge,
+# mutation) changes its list.
+DAY_PARTS = """
 SELECT partition AS day, arrayStringConcat(arraySort(groupArray(name)), ' ') AS parts
 FROM system.parts
-WHERE database = currentDatabase() AND table = 'sessions' AND active
+WHERE database = currentDatabase() AND table = {table:String} AND active
   AND partition >= {first:String} AND partition < {stop:String}
 GROUP BY partition
 """

@@ -9,7 +9,7 @@ from typing import Any
 from msgspec.structs import astuple
 
 from services.core.event import Event
-from services.core.session import SessionState, share
+from services.core.session import NOT_A_FIRST_CLICK, FirstClick, SessionState, share
 
 EVENT_NAMES = {"pageview": "pageview", "click": "click", "engagement": "engagement",
                "custom": "custom"}
@@ -45,11 +45,12 @@ def _meta(event: Event) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return _NO_META
 
 
-def event_columns(events: Sequence[Event], goals: Sequence[Sequence[str]]
-                  ) -> dict[str, Sequence[Any]]:
+def event_columns(events: Sequence[Event], goals: Sequence[Sequence[str]],
+                  first_clicks: Sequence[FirstClick]) -> dict[str, Sequence[Any]]:
     """The ``events`` rows of ``events`` (``goals[i]``: the ids of every goal event ``i``
-    matched), column by column."""
+    matched; ``first_clicks[i]``: its `first_click`), column by column."""
     e = _transpose(events, Event.__struct_fields__)
+    first_click_at, is_first_click = zip(*first_clicks, strict=True) if events else ((), ())
     meta = [_meta(event) for event in events]
     return {
         "site_id": e["site"],
@@ -78,12 +79,16 @@ def event_columns(events: Sequence[Event], goals: Sequence[Sequence[str]]
         "goals": goals,
         "meta_keys": [keys for keys, _ in meta],
         "meta_values": [values for _, values in meta],
+        "first_click_at": first_click_at,
+        "is_first_click": is_first_click,
     }
 
 
-def event_row(event: Event, converted_goals: Sequence[str] = ()) -> dict[str, Any]:
+def event_row(event: Event, converted_goals: Sequence[str] = (),
+              first: FirstClick = NOT_A_FIRST_CLICK) -> dict[str, Any]:
     """One event's row (the same values as `event_columns`)."""
-    return {name: values[0] for name, values in event_columns([event], [converted_goals]).items()}
+    return {name: values[0]
+            for name, values in event_columns([event], [converted_goals], [first]).items()}
 
 
 def session_columns(states: Sequence[SessionState]) -> dict[str, Sequence[Any]]:
@@ -118,6 +123,8 @@ def session_columns(states: Sequence[SessionState]) -> dict[str, Sequence[Any]]:
         "has_converted": [int(flag) for flag in s["has_converted"]],
         "goals": s["goals"],
         "is_bounce": [int(flag) for flag in s["is_bounce"]],
+        "clicked_domains": s["clicked_domains"],
+        "clicked_first_at": s["clicked_first_at"],
     }
 
 
@@ -128,16 +135,18 @@ class EventBatch:
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.goals: list[list[str]] = []
+        self.first_clicks: list[FirstClick] = []
 
     def __len__(self) -> int:
         return len(self.events)
 
-    def add(self, event: Event, goals: list[str]) -> None:
+    def add(self, event: Event, goals: list[str], first: FirstClick) -> None:
         self.events.append(event)
         self.goals.append(goals)
+        self.first_clicks.append(first)
 
     def columns(self) -> dict[str, Sequence[Any]]:
-        return event_columns(self.events, self.goals)
+        return event_columns(self.events, self.goals, self.first_clicks)
 
 
 class SessionBatch:
@@ -187,6 +196,8 @@ def session_from_row(row: dict[str, Any]) -> SessionState:
         has_converted=bool(row["has_converted"]),
         goals=tuple(row["goals"]),
         is_bounce=bool(row["is_bounce"]),
+        clicked_domains=tuple(share(domain) for domain in row["clicked_domains"]),
+        clicked_first_at=tuple(int(ms) for ms in row["clicked_first_at_ms"]),
     )
 
 
@@ -196,5 +207,6 @@ SESSION_COLUMNS_FOR_RELOAD = """
     toUnixTimestamp64Milli(last_event_at) AS last_event_at_ms,
     pageviews, events, entry_page, exit_page, referrer, referrer_source,
     utm_source, utm_medium, utm_campaign, device, browser, os, country,
-    max_scroll, visible_ms, has_clicked, has_converted, goals, is_bounce
+    max_scroll, visible_ms, has_clicked, has_converted, goals, is_bounce, clicked_domains,
+    arrayMap(t -> toUnixTimestamp64Milli(t), clicked_first_at) AS clicked_first_at_ms
 """

@@ -13,6 +13,11 @@ Guarantees:
   taken for a replay.
 - The stored row's version is ``events``, the number of events applied: it grows by one with
   every event on whatever partition, and a replay reproduces it exactly.
+- Each destination domain the session clicked is kept with the time of its first click, so
+  every click row can say when its (session, domain) pair was first clicked and whether it is
+  that click (`first_click`). The outbound report counts unique clicks from these instead of
+  hashing every session id (docs/api.md). A session stored before migration 008 has no such
+  list; its clicks stay "not known" (first_click_at 0) for the rest of the session.
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ class SessionState(msgspec.Struct, frozen=True, gc=False):
     goals: tuple[str, ...] = ()
     is_bounce: bool = True
     stream: int = 0  # transport stream (topic partition, queue file) of the last event
+    # The domains clicked, in first-click order, and the time (ms) of each one's first click.
+    # Empty with has_clicked: a session stored before these were kept (clicks not known).
+    clicked_domains: tuple[str, ...] = ()
+    clicked_first_at: tuple[int, ...] = ()
 
     @property
     def duration_seconds(self) -> int:
@@ -69,6 +78,25 @@ def is_bounce(pageviews: int, has_clicked: bool, max_scroll: int, visible_ms: in
         and max_scroll < BOUNCE_MAX_SCROLL
         and visible_ms < BOUNCE_MAX_VISIBLE_MS
     )
+
+
+# (first_click_at ms, is_first_click) of an event row; (0, 0): not a click, or not known.
+FirstClick = tuple[int, int]
+NOT_A_FIRST_CLICK: FirstClick = (0, 0)
+
+
+def first_click(before: SessionState | None, after: SessionState, event: Event) -> FirstClick:
+    """For the row of ``event``, just applied to ``before`` giving ``after``: when its session
+    first clicked its domain, and 1 if this event is that click. Replays give the same pair,
+    as they give the same state."""
+    if event.kind != "click":
+        return NOT_A_FIRST_CLICK
+    try:
+        index = after.clicked_domains.index(event.click_domain)
+    except ValueError:  # a session whose earlier clicks are not known
+        return NOT_A_FIRST_CLICK
+    added_now = before is None or len(before.clicked_domains) <= index
+    return after.clicked_first_at[index], int(added_now)
 
 
 def is_applied(state: SessionState | None, offset: int, stream: int = 0) -> bool:
@@ -132,6 +160,11 @@ def apply_event(
     exit_page = share(event.path) if is_pageview else current.exit_page
     matched = matching_goals(goals, event)
     new_goals = tuple(g.id for g in matched if g.is_conversion and g.id not in current.goals)
+    clicked_domains, clicked_first_at = current.clicked_domains, current.clicked_first_at
+    if (event.kind == "click" and event.click_domain not in clicked_domains
+            and (clicked_domains or not current.has_clicked)):  # else: earlier clicks unknown
+        clicked_domains = (*clicked_domains, share(event.click_domain))
+        clicked_first_at = (*clicked_first_at, event.ts)
     # Keyword arguments, not a dict of changes: replace(**changes) costs three times as much.
     return msgspec.structs.replace(
         current,
@@ -149,4 +182,6 @@ def apply_event(
         entry_page=current.entry_page or (exit_page if is_pageview else ""),
         goals=current.goals + new_goals,
         has_converted=current.has_converted or bool(new_goals),
+        clicked_domains=clicked_domains,
+        clicked_first_at=clicked_first_at,
     ), [g.id for g in matched]

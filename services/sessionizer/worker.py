@@ -26,7 +26,7 @@ import msgspec
 from services.core.event import Event, decode_event
 from services.core.goals import GOALS_QUERY, Goal, GoalIndex, goal_from_row
 from services.core.rows import EventBatch, SessionBatch
-from services.core.session import apply_event, is_applied
+from services.core.session import apply_event, first_click, is_applied
 from services.core.store import Store, StoreError
 from services.core.transport import Consumer, Message, Transport
 from services.sessionizer.state import SessionTable, load_sessions
@@ -208,7 +208,7 @@ class Sessionizer:
         if state is None:  # keyed by the state's shared site string, not the event's copy
             key = (new_state.site, new_state.sid)
         self.sessions.put(key, message.partition, new_state, now)
-        self._batch.events.add(event, converted)
+        self._batch.events.add(event, converted, first_click(state, new_state, event))
         self._batch.sessions.put(key, new_state)
 
     def _advance(self, message: Message) -> None:

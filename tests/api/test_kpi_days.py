@@ -104,7 +104,7 @@ def test_kept_days_are_not_read_again_until_written(sessions: Counting, loaded: 
     asyncio.run(sums.period(SITE, start, end, NOW))
     sessions.calls.clear()
     asyncio.run(sums.period(SITE, start, end, NOW))
-    assert sessions.calls == [queries.SESSION_DAY_PARTS]
+    assert sessions.calls == [queries.DAY_PARTS]
 
     # a late write to a kept day: a new version of a session and a new session
     rng = random.Random(9)

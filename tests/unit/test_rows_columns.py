@@ -8,7 +8,7 @@ from typing import Any
 from helpers import event
 
 from services.core.rows import EventBatch, SessionBatch, event_row, session_columns
-from services.core.session import apply_event
+from services.core.session import NOT_A_FIRST_CLICK, apply_event
 from services.core.store import as_columns
 
 
@@ -18,12 +18,16 @@ def test_event_columns_hold_each_events_row() -> None:
     custom = event("custom", name="signup", props={"plan": "pro", "a": "1"})
     engagement = event("engagement", scroll=40, visible_ms=9000)
     batch = EventBatch()
-    for item, goals in ((click, ["g1"]), (custom, []), (engagement, ["g2", "g3"])):
-        batch.add(item, goals)
+    first = (click.ts, 1)
+    for item, goals, mark in ((click, ["g1"], first), (custom, [], NOT_A_FIRST_CLICK),
+                              (engagement, ["g2", "g3"], NOT_A_FIRST_CLICK)):
+        batch.add(item, goals, mark)
     columns = as_columns(batch)
     rows = [{name: values[i] for name, values in columns.items()} for i in range(len(batch))]
-    assert rows == [event_row(click, ["g1"]), event_row(custom, []), event_row(engagement,
-                                                                            ["g2", "g3"])]
+    assert rows == [event_row(click, ["g1"], first), event_row(custom, []),
+                    event_row(engagement, ["g2", "g3"])]
+    assert (rows[0]["first_click_at"], rows[0]["is_first_click"]) == (click.ts, 1)
+    assert (rows[1]["first_click_at"], rows[1]["is_first_click"]) == (0, 0)
     assert rows[0]["meta_keys"] == ("click_url", "click_text", "asin", "click_kind")
     assert rows[0]["meta_values"] == ("https://shop.example/p", "Buy", "B0", "primary")
     assert (rows[1]["meta_keys"], rows[1]["meta_values"]) == (("a", "plan"), ("1", "pro"))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import msgspec
 from helpers import event
 
 from services.core.goals import Condition, Goal
-from services.core.session import SessionState, apply_event
+from services.core.session import NOT_A_FIRST_CLICK, SessionState, apply_event, first_click
 
 
 def run(*events_: object, goals: tuple[Goal, ...] = ()) -> SessionState:
@@ -89,3 +90,37 @@ def test_sessions_share_one_copy_of_repeated_strings() -> None:
                                         path="".join(["/pric", "ing"])), 2)
     assert first.entry_page == second.entry_page == "/pricing"
     assert first.entry_page is second.entry_page
+
+
+def clicks_marks(*events_: object, start: SessionState | None = None) -> list[tuple[int, int]]:
+    """The `first_click` mark of each event's row, applied in order from ``start``."""
+    state, marks = start, []
+    for offset, item in enumerate(events_, start=1):
+        after, _ = apply_event(state, item, offset)  # type: ignore[arg-type]
+        marks.append(first_click(state, after, item))  # type: ignore[arg-type]
+        state = after
+    return marks
+
+
+def test_each_clicked_domain_keeps_the_time_of_its_first_click() -> None:
+    def click(domain: str, ts: int) -> object:
+        return event("click", ts=ts, click_url=f"https://{domain}/", click_domain=domain)
+
+    marks = clicks_marks(event("pageview", ts=1), click("a.com", 10), click("b.com", 20),
+                         click("a.com", 30), event("engagement", ts=40), click("b.com", 50),
+                         click("c.com", 60))
+    assert marks == [NOT_A_FIRST_CLICK, (10, 1), (20, 1), (10, 0), NOT_A_FIRST_CLICK, (20, 0),
+                     (60, 1)]
+
+
+def test_two_clicks_in_one_millisecond_mark_only_the_first() -> None:
+    same = event("click", ts=5, click_url="https://a.com/", click_domain="a.com")
+    assert clicks_marks(same, same) == [(5, 1), (5, 0)]
+
+
+def test_a_session_stored_without_its_clicked_domains_marks_no_click_as_known() -> None:
+    # Sessions stored before migration 008 reload with has_clicked and no domains: which
+    # domains they clicked is not known, so none of their clicks may claim to be a first.
+    legacy = msgspec.structs.replace(run(event("pageview")), has_clicked=True)
+    click = event("click", click_url="https://a.com/", click_domain="a.com")
+    assert clicks_marks(click, click, start=legacy) == [NOT_A_FIRST_CLICK, NOT_A_FIRST_CLICK]
