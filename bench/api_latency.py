@@ -237,9 +237,10 @@ def measure(ctx: Context, events: int) -> dict[str, Any]:
                                                            "sid": sid})
             return float(response.json()["ms"])
 
-        # The first KPI request of a fresh API process sums every day of both periods; later
-        # ones reuse the finished days (services/api/day_sums.py). Reported on its own.
-        get("outbound", sids[0])  # the key cache and the page cache, not the day sums
+        # The first outbound and KPI requests of a fresh API process read every day of their
+        # periods; later ones reuse the finished days (services/api/outbound_days.py and
+        # day_sums.py). Reported on their own. The first request also fills the key cache.
+        outbound_cold = get("outbound", sids[0])
         kpis_cold = get("kpis", sids[0])
         for i in range(3):  # warm-up: key cache, marks, page cache
             for endpoint in api:
@@ -256,7 +257,8 @@ def measure(ctx: Context, events: int) -> dict[str, Any]:
     say(f"api {events:,}: " + "; ".join(f"{e} p50 {a:.1f} ms p95 {b:.1f} ms"
                                        for e, (a, b) in summary.items()))
     return {"events": events, "api": api, "engine": engine, "gen": gen,
-            "domains_returned": len(body["results"]), "kpis": kpis, "kpis_cold": kpis_cold}
+            "domains_returned": len(body["results"]), "kpis": kpis, "kpis_cold": kpis_cold,
+            "outbound_cold": outbound_cold}
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -287,6 +289,12 @@ def run(ctx: Context) -> list[Figure]:
                 note=(f"p50 {statistics.median(ms):.1f} ms (engine {statistics.median(eng):.1f}"
                       f" ms) over {len(ms)} requests, min {min(ms):.1f} max {max(ms):.1f} ms"),
                 extra={"samples_ms": ms, "engine_ms": eng}))
+        out.append(Figure(
+            id=f"api.outbound_first.{size}", stage="5 API",
+            name=f"GET /api/outbound-links?period=30d, first request of a fresh API process, "
+                 f"{size} events (no finished day kept yet: every day of the period read)",
+            unit="ms", runs=[r["outbound_cold"]], target="(information)", command=cmd,
+            note="the process's first request (key cache cold too)"))
         out.append(Figure(
             id=f"api.kpis_first.{size}", stage="5 API",
             name=f"GET /api/kpis?period=30d, first request of a fresh API process, {size} events"

@@ -73,7 +73,8 @@ def api_app() -> Starlette:
     from services.adapters.chdb_store import ChdbStore
     from services.api import queries
     from services.api.day_sums import DaySums
-    from services.api.outbound import outbound_rows
+    from services.api.outbound import with_examples
+    from services.api.outbound_days import OutboundDays
     from services.api.periods import resolve_period
     from services.servers.api_server import build_api_app
 
@@ -83,7 +84,8 @@ def api_app() -> Starlette:
     async def run(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         return store.query(sql, params)
 
-    day_sums = DaySums(run)  # kept days, as the endpoint keeps them
+    day_sums = DaySums(run)  # kept days, as the endpoints keep them
+    outbound_days = OutboundDays(run)
 
     def engine(endpoint: str, site: str, sid: str) -> float:
         import datetime as dt
@@ -92,7 +94,8 @@ def api_app() -> Starlette:
         period = resolve_period("30d", None, None, "UTC", now)
         started = time.perf_counter()
         if endpoint == "outbound":
-            asyncio.run(outbound_rows(run, {"site": site, **period.bounds()}))
+            counted = asyncio.run(outbound_days.top_domains(site, period.start, period.end, now))
+            asyncio.run(with_examples(run, counted, {"site": site, **period.bounds()}))
         elif endpoint == "kpis":
             previous = period.previous()
             asyncio.run(day_sums.periods(
