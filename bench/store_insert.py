@@ -39,6 +39,7 @@ def arrow_table(rows: list[dict[str, Any]]) -> Any:
 
     types = {"timestamp": pa.timestamp("ms", tz="UTC"), "visitor_id": pa.uint64(),
              "scroll_depth": pa.uint8(), "visible_ms": pa.uint32(),
+             "first_click_at": pa.timestamp("ms", tz="UTC"), "is_first_click": pa.uint8(),
              **{c: pa.list_(pa.string()) for c in LIST_COLUMNS}}
     columns = {key: [row[key] for row in rows] for key in rows[0]}
     return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in columns.items()})

@@ -32,6 +32,9 @@ from services.core.goals import Goal, GoalIndex, matching_goals
 BOUNCE_MAX_PAGEVIEWS = 1
 BOUNCE_MAX_SCROLL = 25  # a bounce scrolled less than this
 BOUNCE_MAX_VISIBLE_MS = 15_000  # a bounce was visible less than this
+# A session (a bot, say) that clicks more distinct domains than this keeps no more: clicks to
+# further domains are marked "not known", which the outbound report still counts exactly.
+MAX_CLICKED_DOMAINS = 200
 
 
 class SessionState(msgspec.Struct, frozen=True, gc=False):
@@ -162,7 +165,8 @@ def apply_event(
     new_goals = tuple(g.id for g in matched if g.is_conversion and g.id not in current.goals)
     clicked_domains, clicked_first_at = current.clicked_domains, current.clicked_first_at
     if (event.kind == "click" and event.click_domain not in clicked_domains
-            and (clicked_domains or not current.has_clicked)):  # else: earlier clicks unknown
+            and (clicked_domains or not current.has_clicked)  # else: earlier clicks unknown
+            and len(clicked_domains) < MAX_CLICKED_DOMAINS):
         clicked_domains = (*clicked_domains, share(event.click_domain))
         clicked_first_at = (*clicked_first_at, event.ts)
     # Keyword arguments, not a dict of changes: replace(**changes) costs three times as much.

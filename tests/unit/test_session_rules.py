@@ -6,7 +6,13 @@ import msgspec
 from helpers import event
 
 from services.core.goals import Condition, Goal
-from services.core.session import NOT_A_FIRST_CLICK, SessionState, apply_event, first_click
+from services.core.session import (
+    MAX_CLICKED_DOMAINS,
+    NOT_A_FIRST_CLICK,
+    SessionState,
+    apply_event,
+    first_click,
+)
 
 
 def run(*events_: object, goals: tuple[Goal, ...] = ()) -> SessionState:
@@ -124,3 +130,15 @@ def test_a_session_stored_without_its_clicked_domains_marks_no_click_as_known() 
     legacy = msgspec.structs.replace(run(event("pageview")), has_clicked=True)
     click = event("click", click_url="https://a.com/", click_domain="a.com")
     assert clicks_marks(click, click, start=legacy) == [NOT_A_FIRST_CLICK, NOT_A_FIRST_CLICK]
+
+
+def test_domains_past_the_cap_are_not_known_and_known_ones_stay_known() -> None:
+    def click(domain: str, ts: int) -> object:
+        return event("click", ts=ts, click_url=f"https://{domain}/", click_domain=domain)
+
+    cap = MAX_CLICKED_DOMAINS
+    domains = [f"d{n}.com" for n in range(cap + 2)]
+    marks = clicks_marks(*(click(d, 1000 + n) for n, d in enumerate(domains)),
+                         click("d0.com", 5000), click(domains[-1], 5001))
+    assert marks[:cap] == [(1000 + n, 1) for n in range(cap)]
+    assert marks[cap:] == [NOT_A_FIRST_CLICK, NOT_A_FIRST_CLICK, (1000, 0), NOT_A_FIRST_CLICK]
