@@ -37,7 +37,7 @@ def load_results(profile: str) -> dict[str, Any]:
 def save_results(profile: str, data: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     order = ["ingest.", "sessionizer.", "memory.", "store.", "e2e.inserts", "e2e.",
-             "e2e_kafka.", "api.", "tracker."]
+             "e2e_kafka.", "api.", "api_sites.", "tracker."]
 
     def rank(f: dict[str, Any]) -> tuple[int, str]:
         stage = str(f.get("stage", ""))
@@ -125,6 +125,7 @@ def write_docs() -> pathlib.Path:
         "scripts/bench --quick    # smoke mode: tiny sizes, under 2 minutes",
         "scripts/bench --only ingest,store   # a subset (ingest sessionizer memory store "
         "e2e e2e_kafka api tracker)",
+        "scripts/bench --only api_sites     # opt-in: 100 M events across 50 sites (~40 min)",
         "```",
         "",
     ]
