@@ -71,7 +71,11 @@ class _Tally:
     def rows(self) -> list[dict[str, Any]]:
         unique = {domain: counts[1] for domain, counts in self.domains.items()}
         for domain, _ in self.pairs:
-            unique[domain] += 1
+            # A crossing click is always among its day's counted clicks: the crossing query
+            # runs first, so the counts see at least its rows (a row retention drops in
+            # between would be the exception).
+            if domain in unique:
+                unique[domain] += 1
         order = sorted(self.domains, key=lambda d: (-unique[d], -self.domains[d][0], d))
         return [{"domain": d, "clicks": self.domains[d][0], "unique_clicks": unique[d],
                  "latest_ms": self.domains[d][2]} for d in order[:MAX_ROWS]]

@@ -7,10 +7,10 @@ event id), so they belong together."""
 from __future__ import annotations
 
 # Outbound links (A2) in two steps. The first counts per domain (or URL): clicks, distinct
-# sessions and the time of the latest click. The second reads only
-# the clicks at those latest times, on their days, and keeps per key the one with the
-# greatest (timestamp, event_id): the key's latest click, whose URL and text are its example.
-# A max over (timestamp, event_id) tuples in the first step would cost more than the counts.
+# sessions and the time of the latest click. The second reads only the clicks at those
+# latest times, on their days, and keeps per key the one with the greatest (timestamp,
+# event_id): the key's latest click, whose URL and text are its example. A max over
+# (timestamp, event_id) tuples in the first step would cost more than the counts.
 #
 # Distinct sessions per URL: uniqExact over session_key (the SipHash-128 of session_id that
 # uniqExact would compute, stored at insert: migration 006). Per domain, from the first-click
