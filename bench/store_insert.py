@@ -52,7 +52,7 @@ def child(rows_total: int, rounds: int, directory: pathlib.Path) -> dict[str, An
     from bench.workload import events
     from services.adapters.chdb_store import ChdbStore
     from services.core.rows import EventBatch, event_row
-    from services.core.session import NOT_A_FIRST_CLICK
+    from services.core.session import NOT_A_CLICK
 
     store = ChdbStore(directory / "chdb")
     store.migrate()
@@ -61,7 +61,7 @@ def child(rows_total: int, rounds: int, directory: pathlib.Path) -> dict[str, An
         store._run(f"CREATE TABLE IF NOT EXISTS events_{name} AS events")
     generated = list(events(rows_total))
     # every click marked as its session's first to its domain, as most are
-    firsts = [(e.ts, 1) if e.kind == "click" else NOT_A_FIRST_CLICK for e in generated]
+    firsts = [(e.ts, 1) if e.kind == "click" else NOT_A_CLICK for e in generated]
     rows = [event_row(e, (), first) for e, first in zip(generated, firsts, strict=True)]
     batches = [rows[i:i + BATCH] for i in range(0, len(rows), BATCH)]
     event_batches = []

@@ -11,9 +11,11 @@
 -- read by every outbound request (a 5,000-row insert took 54-59 ms median with DoubleDelta
 -- on it, 51-55 ms without, in one noisy comparison).
 --
--- Rows written before this migration, the later clicks of a session that was stored before
--- it, and clicks to domains past a session's 200th have first_click_at 0 ("not known"); the
--- report counts those the old way.
+-- Two markers below any period: first_click_at 1 ms is "untracked" (a click of a session
+-- stored before this migration, or to a domain past the session's 200th: counted by
+-- uniqExactIf, exactly), and 0, the default, is "unmarked" (a row written before this
+-- migration or by an older release during a rollback: a period that has one is counted by
+-- hashing every session, as before).
 ALTER TABLE events
     ADD COLUMN IF NOT EXISTS first_click_at DateTime64(3, 'UTC')
         DEFAULT toDateTime64(0, 3, 'UTC'),

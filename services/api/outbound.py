@@ -16,7 +16,7 @@ from starlette.routing import Route
 from services.api import queries
 from services.api.context import ApiContext
 from services.api.errors import ApiError, api_route, json_response
-from services.api.outbound_days import OutboundDays
+from services.api.outbound_days import OutboundDays, single_query
 from services.api.params import PERIOD_PARAMS
 from services.core.urls import strip_www
 
@@ -29,8 +29,10 @@ Run = Callable[[str, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]
 async def outbound_rows(run: Run, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The report's rows in single queries: the domains, or with ``domain`` in params that
     domain's URLs, each with the URL and text of its latest click (see queries.py)."""
-    by_url = "domain" in params
-    rows = await run(queries.OUTBOUND_URLS if by_url else queries.OUTBOUND_DOMAINS, params)
+    if "domain" in params:
+        rows = await run(queries.OUTBOUND_URLS, params)
+    else:
+        rows = await single_query(run, params)
     return await with_examples(run, rows, params)
 
 

@@ -5,18 +5,19 @@ Per domain the report needs clicks, unique clicks (distinct sessions) and the la
 Clicks and the latest click add up over days. Unique clicks do through the first-click
 marks (migration 008, docs/api.md): they are the first clicks in the period plus the
 distinct (session, domain) pairs among the period's clicks whose first click lies outside
-the period or is not known. So a UTC day is kept as, per domain, its clicks, first clicks and
+the period or is untracked. So a UTC day is kept as, per domain, its clicks, first clicks and
 latest click, plus the few clicks whose first click was not that day ("crossing" clicks:
-sessions that ran over midnight, or began before migration 008). A period's whole days come
-from what is kept: their crossing clicks whose first click also lies outside the period are
-the pairs to add. Its partial days (a site's timezone is off UTC midnight) and today are
-read live with the same two queries.
+sessions that ran over midnight, or untracked ones). A period's whole days come from what is
+kept: their crossing clicks whose first click also lies outside the period are the pairs to
+add. Its partial days (a site's timezone is off UTC midnight) and today are read live with
+the same two queries.
 
 A kept day is reused only while the events table's active parts for that day are what they
 were when it was read (the list is read first, so a write in between makes it stale, never
 wrong); the events table is partitioned by UTC day (migration 006). A day with more than
-``crossing_cap`` crossing clicks (a store upgraded to 008 with old data) is not worth
-keeping: a period that has one is answered by the single query (queries.OUTBOUND_DOMAINS).
+``crossing_cap`` crossing clicks is not worth keeping, and a day with unmarked clicks (rows
+written before 008, or by an older release during a rollback) cannot be added up: a period
+that has either is answered by `single_query`.
 """
 
 from __future__ import annotations
@@ -29,17 +30,33 @@ from typing import Any
 
 from services.api import queries
 from services.api.day_sums import DAY, Run, day_parts, midnight, stamp, whole_days
+from services.core.session import UNTRACKED_CLICK
 
 CROSSING_CAP = 20_000  # crossing clicks per day (or per live range) worth adding up here
 MAX_KEPT_ITEMS = 2_000_000  # domains and crossing clicks over all kept days; ~100 B each
 MAX_ROWS = 100
 
 
+_MARKER_MS = UNTRACKED_CLICK[0]  # first_click_at at or below this: untracked (or unmarked)
+
+
+async def single_query(run: Run, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The domain rows in one query; a period with unmarked clicks is counted again by
+    hashing every session, which does not depend on marks."""
+    rows = await run(queries.OUTBOUND_DOMAINS, params)
+    unmarked = [int(row.pop("unmarked")) for row in rows]
+    if any(unmarked):
+        return await run(queries.OUTBOUND_DOMAINS_HASHED, params)
+    return rows
+
+
 @dataclass(frozen=True)
 class _Day:
     parts: str
     domains: Mapping[str, tuple[int, int, int]]  # domain -> (clicks, first clicks, latest ms)
-    crossing: tuple[tuple[str, str, int], ...] | None  # (domain, session id, first click ms)
+    # (domain, session id, first click ms); None: the day cannot be added up (too many
+    # crossing clicks, or unmarked ones)
+    crossing: tuple[tuple[str, str, int], ...] | None
 
     @property
     def size(self) -> int:
@@ -59,7 +76,7 @@ class _Tally:
         for domain, (clicks, firsts, latest) in day.domains.items():
             self.add_counts(domain, clicks, firsts, latest)
         for domain, sid, first_ms in day.crossing or ():
-            if first_ms == 0 or not self.start_ms <= first_ms < self.end_ms:
+            if first_ms <= _MARKER_MS or not self.start_ms <= first_ms < self.end_ms:
                 self.pairs.add((domain, sid))
 
     def add_counts(self, domain: str, clicks: int, firsts: int, latest: int) -> None:
@@ -109,19 +126,23 @@ class OutboundDays:
 
     async def _single_query(self, site: str, start: dt.datetime,
                             end: dt.datetime) -> list[dict[str, Any]]:
-        return await self._run(queries.OUTBOUND_DOMAINS,
-                               {"site": site, "start": stamp(start), "end": stamp(end)})
+        return await single_query(self._run, {"site": site, "start": stamp(start),
+                                              "end": stamp(end)})
 
     async def _add_live(self, tally: _Tally, site: str, start: dt.datetime,
                         end: dt.datetime) -> bool:
-        """Add [start, end) read now; False if it has too many crossing clicks."""
+        """Add [start, end) read now; False if it has too many crossing clicks or any
+        unmarked one."""
         bounds = {"site": site, "start": stamp(start), "end": stamp(end)}
         crossing = await self._run(queries.OUTBOUND_LIVE_CROSSING, {
             **bounds, "period_start_ms": tally.start_ms, "period_end_ms": tally.end_ms,
             "cap": self._cap + 1})
         if len(crossing) > self._cap:
             return False
-        for row in await self._run(queries.OUTBOUND_DAY_COUNTS, bounds):
+        counts = await self._run(queries.OUTBOUND_DAY_COUNTS, bounds)
+        if any(int(row["unmarked"]) for row in counts):
+            return False
+        for row in counts:
             tally.add_counts(row["domain"], int(row["clicks"]), int(row["firsts"]),
                              int(row["latest_ms"]))
         tally.pairs.update((row["domain"], row["session_id"]) for row in crossing)
@@ -150,9 +171,12 @@ class OutboundDays:
                                         {**bounds, "cap": self._cap + 1})
         count_rows = await self._run(queries.OUTBOUND_DAY_COUNTS, bounds)
         domains: dict[str, dict[str, tuple[int, int, int]]] = {}
+        unmarked = set()
         for row in count_rows:
             domains.setdefault(row["day"], {})[row["domain"]] = (
                 int(row["clicks"]), int(row["firsts"]), int(row["latest_ms"]))
+            if int(row["unmarked"]):
+                unmarked.add(row["day"])
         crossing: dict[str, list[tuple[str, str, int]]] = {}
         for row in crossing_rows:
             crossing.setdefault(row["day"], []).append(
@@ -161,8 +185,8 @@ class OutboundDays:
         for day in stale:
             text = day.isoformat()
             clicks = crossing.get(text, [])
-            kept = _Day(parts[day], domains.get(text, {}),
-                        tuple(clicks) if len(clicks) <= self._cap else None)
+            summable = len(clicks) <= self._cap and text not in unmarked
+            kept = _Day(parts[day], domains.get(text, {}), tuple(clicks) if summable else None)
             self._keep(site, day, kept)
             read.append(kept)
         return read

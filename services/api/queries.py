@@ -17,19 +17,23 @@ from __future__ import annotations
 # marks (migration 008): every (session, domain) pair with a click in the period has either
 # its first click in the period (is_first_click, counted once) or not, and then all its
 # clicks carry that outside first_click_at, so their distinct sessions are the rest. The
-# rest also takes the clicks whose first click is not known (first_click_at 0). Only sessions
-# that cross the period's edges, or predate 008, are hashed.
+# rest also takes the untracked clicks (first_click_at 1 ms: their pairs have no first click
+# marked at all). Only sessions that cross the period's edges, or are untracked, are hashed.
+# A click row without marks (first_click_at 0: written before 008, or by an older release
+# during a rollback) may share its pair with marked rows, so the rule cannot count it: the
+# query reports them (``unmarked``) and such a period is counted by OUTBOUND_DOMAINS_HASHED.
 _UNIQUE_SESSIONS = "uniqExact(session_key)"
 UNIQUE_DOMAIN_CLICKS = """countIf(is_first_click = 1) + uniqExactIf(session_key,
         first_click_at < {start:DateTime64(3, 'UTC')}
         OR first_click_at >= {end:DateTime64(3, 'UTC')}
-        OR first_click_at = toDateTime64(0, 3, 'UTC'))"""
+        OR toUnixTimestamp64Milli(first_click_at) <= 1)"""
+_UNMARKED = ",\n    countIf(toUnixTimestamp64Milli(first_click_at) = 0) AS unmarked"
 _OUTBOUND_COUNTS = """
 SELECT
     {key} AS {name},
     count() AS clicks,
     {unique} AS unique_clicks,
-    toUnixTimestamp64Milli(max(timestamp)) AS latest_ms
+    toUnixTimestamp64Milli(max(timestamp)) AS latest_ms{unmarked}
 FROM events FINAL
 WHERE site_id = {{site:String}}
   AND timestamp >= {{start:DateTime64(3, 'UTC')}} AND timestamp < {{end:DateTime64(3, 'UTC')}}
@@ -56,22 +60,26 @@ GROUP BY {name}
 """
 _BY_DOMAIN = {"key": "click_domain", "name": "domain", "filter": ""}
 _BY_URL = {"key": "click_url", "name": "url", "filter": "AND click_domain = {domain:String}"}
-OUTBOUND_DOMAINS = _OUTBOUND_COUNTS.format(unique=UNIQUE_DOMAIN_CLICKS, **_BY_DOMAIN)
+OUTBOUND_DOMAINS = _OUTBOUND_COUNTS.format(unique=UNIQUE_DOMAIN_CLICKS, unmarked=_UNMARKED,
+                                           **_BY_DOMAIN)
+OUTBOUND_DOMAINS_HASHED = _OUTBOUND_COUNTS.format(unique=_UNIQUE_SESSIONS, unmarked="",
+                                                  **_BY_DOMAIN)
 OUTBOUND_DOMAIN_EXAMPLES = _OUTBOUND_EXAMPLES.format(**_BY_DOMAIN)
-OUTBOUND_URLS = _OUTBOUND_COUNTS.format(unique=_UNIQUE_SESSIONS, **_BY_URL)
+OUTBOUND_URLS = _OUTBOUND_COUNTS.format(unique=_UNIQUE_SESSIONS, unmarked="", **_BY_URL)
 OUTBOUND_URL_EXAMPLES = _OUTBOUND_EXAMPLES.format(**_BY_URL)
 
 # The same domain counts a UTC day at a time (outbound_days.py keeps finished days): per day
-# and domain the clicks, first clicks and latest click; and the clicks whose first click was
-# not on their own day (or is not known), up to a cap per day. For a live range (today, a
-# partial day) the clicks whose first click lies outside the whole period.
+# and domain the clicks, first clicks, latest click and unmarked clicks; and the clicks whose
+# first click was not on their own day (or is untracked), up to a cap per day. For a live
+# range (today, a partial day) the clicks whose first click lies outside the whole period.
 _CLICKS_IN_RANGE = """FROM events FINAL
 WHERE site_id = {site:String}
   AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}
   AND name = 'click'"""
 OUTBOUND_DAY_COUNTS = f"""
 SELECT toString(toDate(timestamp)) AS day, click_domain AS domain, count() AS clicks,
-    countIf(is_first_click = 1) AS firsts, toUnixTimestamp64Milli(max(timestamp)) AS latest_ms
+    countIf(is_first_click = 1) AS firsts, toUnixTimestamp64Milli(max(timestamp)) AS latest_ms,
+    countIf(toUnixTimestamp64Milli(first_click_at) = 0) AS unmarked
 {_CLICKS_IN_RANGE}
 GROUP BY day, domain
 """
@@ -87,7 +95,7 @@ SELECT click_domain AS domain, session_id
 {_CLICKS_IN_RANGE}
   AND (toUnixTimestamp64Milli(first_click_at) NOT BETWEEN {{period_start_ms:Int64}}
                                                      AND {{period_end_ms:Int64}} - 1
-       OR toUnixTimestamp64Milli(first_click_at) = 0)
+       OR toUnixTimestamp64Milli(first_click_at) <= 1)
 LIMIT {{cap:UInt32}}
 """
 

@@ -9,7 +9,7 @@ from typing import Any
 from msgspec.structs import astuple
 
 from services.core.event import Event
-from services.core.session import NOT_A_FIRST_CLICK, FirstClick, SessionState, share
+from services.core.session import NOT_A_CLICK, FirstClick, SessionState, share
 
 EVENT_NAMES = {"pageview": "pageview", "click": "click", "engagement": "engagement",
                "custom": "custom"}
@@ -85,7 +85,7 @@ def event_columns(events: Sequence[Event], goals: Sequence[Sequence[str]],
 
 
 def event_row(event: Event, converted_goals: Sequence[str] = (),
-              first: FirstClick = NOT_A_FIRST_CLICK) -> dict[str, Any]:
+              first: FirstClick = NOT_A_CLICK) -> dict[str, Any]:
     """One event's row (the same values as `event_columns`)."""
     return {name: values[0]
             for name, values in event_columns([event], [converted_goals], [first]).items()}

@@ -17,7 +17,8 @@ Guarantees:
   every click row can say when its (session, domain) pair was first clicked and whether it is
   that click (`first_click`). The outbound report counts unique clicks from these instead of
   hashing every session id (docs/api.md). A session stored before migration 008 has no such
-  list; its clicks stay "not known" (first_click_at 0) for the rest of the session.
+  list, and a session keeps at most MAX_CLICKED_DOMAINS: clicks it does not track are marked
+  "untracked" (`UNTRACKED_CLICK`) for good.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ BOUNCE_MAX_PAGEVIEWS = 1
 BOUNCE_MAX_SCROLL = 25  # a bounce scrolled less than this
 BOUNCE_MAX_VISIBLE_MS = 15_000  # a bounce was visible less than this
 # A session (a bot, say) that clicks more distinct domains than this keeps no more: clicks to
-# further domains are marked "not known", which the outbound report still counts exactly.
+# further domains are marked untracked, which the outbound report still counts exactly.
 MAX_CLICKED_DOMAINS = 200
 
 
@@ -65,7 +66,7 @@ class SessionState(msgspec.Struct, frozen=True, gc=False):
     is_bounce: bool = True
     stream: int = 0  # transport stream (topic partition, queue file) of the last event
     # The domains clicked, in first-click order, and the time (ms) of each one's first click.
-    # Empty with has_clicked: a session stored before these were kept (clicks not known).
+    # Empty with has_clicked: a session stored before these were kept (clicks untracked).
     clicked_domains: tuple[str, ...] = ()
     clicked_first_at: tuple[int, ...] = ()
 
@@ -83,9 +84,12 @@ def is_bounce(pageviews: int, has_clicked: bool, max_scroll: int, visible_ms: in
     )
 
 
-# (first_click_at ms, is_first_click) of an event row; (0, 0): not a click, or not known.
+# (first_click_at ms, is_first_click) of an event row. The two values below 2 are markers, far
+# before any period the API can ask for. A click row with first_click_at 0 is "unmarked": it
+# was written before migration 008, or by an older release during a rollback.
 FirstClick = tuple[int, int]
-NOT_A_FIRST_CLICK: FirstClick = (0, 0)
+NOT_A_CLICK: FirstClick = (0, 0)
+UNTRACKED_CLICK: FirstClick = (1, 0)  # its session does not track the clicked domain
 
 
 def first_click(before: SessionState | None, after: SessionState, event: Event) -> FirstClick:
@@ -93,11 +97,11 @@ def first_click(before: SessionState | None, after: SessionState, event: Event) 
     first clicked its domain, and 1 if this event is that click. Replays give the same pair,
     as they give the same state."""
     if event.kind != "click":
-        return NOT_A_FIRST_CLICK
+        return NOT_A_CLICK
     try:
         index = after.clicked_domains.index(event.click_domain)
-    except ValueError:  # a session whose earlier clicks are not known
-        return NOT_A_FIRST_CLICK
+    except ValueError:  # stored before migration 008, or past MAX_CLICKED_DOMAINS
+        return UNTRACKED_CLICK
     added_now = before is None or len(before.clicked_domains) <= index
     return after.clicked_first_at[index], int(added_now)
 

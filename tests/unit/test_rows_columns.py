@@ -8,7 +8,7 @@ from typing import Any
 from helpers import event
 
 from services.core.rows import EventBatch, SessionBatch, event_row, session_columns
-from services.core.session import NOT_A_FIRST_CLICK, apply_event
+from services.core.session import NOT_A_CLICK, apply_event
 from services.core.store import as_columns
 
 
@@ -19,8 +19,8 @@ def test_event_columns_hold_each_events_row() -> None:
     engagement = event("engagement", scroll=40, visible_ms=9000)
     batch = EventBatch()
     first = (click.ts, 1)
-    for item, goals, mark in ((click, ["g1"], first), (custom, [], NOT_A_FIRST_CLICK),
-                              (engagement, ["g2", "g3"], NOT_A_FIRST_CLICK)):
+    for item, goals, mark in ((click, ["g1"], first), (custom, [], NOT_A_CLICK),
+                              (engagement, ["g2", "g3"], NOT_A_CLICK)):
         batch.add(item, goals, mark)
     columns = as_columns(batch)
     rows = [{name: values[i] for name, values in columns.items()} for i in range(len(batch))]

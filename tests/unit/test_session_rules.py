@@ -8,7 +8,8 @@ from helpers import event
 from services.core.goals import Condition, Goal
 from services.core.session import (
     MAX_CLICKED_DOMAINS,
-    NOT_A_FIRST_CLICK,
+    NOT_A_CLICK,
+    UNTRACKED_CLICK,
     SessionState,
     apply_event,
     first_click,
@@ -115,7 +116,7 @@ def test_each_clicked_domain_keeps_the_time_of_its_first_click() -> None:
     marks = clicks_marks(event("pageview", ts=1), click("a.com", 10), click("b.com", 20),
                          click("a.com", 30), event("engagement", ts=40), click("b.com", 50),
                          click("c.com", 60))
-    assert marks == [NOT_A_FIRST_CLICK, (10, 1), (20, 1), (10, 0), NOT_A_FIRST_CLICK, (20, 0),
+    assert marks == [NOT_A_CLICK, (10, 1), (20, 1), (10, 0), NOT_A_CLICK, (20, 0),
                      (60, 1)]
 
 
@@ -124,15 +125,15 @@ def test_two_clicks_in_one_millisecond_mark_only_the_first() -> None:
     assert clicks_marks(same, same) == [(5, 1), (5, 0)]
 
 
-def test_a_session_stored_without_its_clicked_domains_marks_no_click_as_known() -> None:
+def test_a_session_stored_without_its_clicked_domains_marks_its_clicks_untracked() -> None:
     # Sessions stored before migration 008 reload with has_clicked and no domains: which
     # domains they clicked is not known, so none of their clicks may claim to be a first.
     legacy = msgspec.structs.replace(run(event("pageview")), has_clicked=True)
     click = event("click", click_url="https://a.com/", click_domain="a.com")
-    assert clicks_marks(click, click, start=legacy) == [NOT_A_FIRST_CLICK, NOT_A_FIRST_CLICK]
+    assert clicks_marks(click, click, start=legacy) == [UNTRACKED_CLICK, UNTRACKED_CLICK]
 
 
-def test_domains_past_the_cap_are_not_known_and_known_ones_stay_known() -> None:
+def test_domains_past_the_cap_are_untracked_and_tracked_ones_stay_tracked() -> None:
     def click(domain: str, ts: int) -> object:
         return event("click", ts=ts, click_url=f"https://{domain}/", click_domain=domain)
 
@@ -141,4 +142,4 @@ def test_domains_past_the_cap_are_not_known_and_known_ones_stay_known() -> None:
     marks = clicks_marks(*(click(d, 1000 + n) for n, d in enumerate(domains)),
                          click("d0.com", 5000), click(domains[-1], 5001))
     assert marks[:cap] == [(1000 + n, 1) for n in range(cap)]
-    assert marks[cap:] == [NOT_A_FIRST_CLICK, NOT_A_FIRST_CLICK, (1000, 0), NOT_A_FIRST_CLICK]
+    assert marks[cap:] == [UNTRACKED_CLICK, UNTRACKED_CLICK, (1000, 0), UNTRACKED_CLICK]
