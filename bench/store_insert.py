@@ -7,7 +7,10 @@ dedup window). The batches are what the sessionizer hands the Store: an ``EventB
 realistic events, turned into columns inside ``insert`` (so on the clock). Every insert
 carries a per-batch ``insert_deduplication_token`` as the sessionizer's do. Rounds are
 interleaved: ChdbStore.insert, then each bulk path, each into its own table, truncated
-after its round. Bulk paths (the same rows, prepared before the clock starts):
+after its round. Every path leaves a column that is empty in every row of a batch to the
+table's default, as ``ChdbStore.insert`` does (in these batches: the UTM term and content,
+country, custom name and goals). Bulk paths (the same rows, prepared before the clock
+starts):
 
 - ``arrow_python``: ``INSERT ... SELECT * FROM Python(table)`` over a pyarrow Table;
 - ``arrow_file``: ``INSERT ... SELECT * FROM file('batch.arrow', Arrow)`` (Arrow IPC);
@@ -42,7 +45,10 @@ def arrow_table(rows: list[dict[str, Any]]) -> Any:
              "first_click_at": pa.timestamp("ms", tz="UTC"), "is_first_click": pa.uint8(),
              **{c: pa.list_(pa.string()) for c in LIST_COLUMNS}}
     columns = {key: [row[key] for row in rows] for key in rows[0]}
-    return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in columns.items()})
+    # As ChdbStore.insert does, a column empty in every row is left to the table's default
+    # (none of the event columns that can be has a DEFAULT expression that differs).
+    return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in columns.items()
+                     if any(v)})
 
 
 def child(rows_total: int, rounds: int, directory: pathlib.Path) -> dict[str, Any]:
@@ -84,23 +90,27 @@ def child(rows_total: int, rounds: int, directory: pathlib.Path) -> dict[str, An
         for i, batch in enumerate(event_batches):
             store.insert("events_store", batch, dedup_token=token("store", i, r))
 
+    def names(tbl: Any) -> str:
+        return ", ".join(tbl.column_names)
+
     def run_python(r: int) -> None:
-        for i, tbl in enumerate(tables):  # noqa: B007 - Python() finds `tbl` by name
-            store._run(f"INSERT INTO events_arrow_python SETTINGS insert_deduplication_token"
-                       f" = '{token('py', i, r)}' SELECT * FROM Python(tbl)")
+        for i, tbl in enumerate(tables):
+            store._run(f"INSERT INTO events_arrow_python ({names(tbl)}) SETTINGS "
+                       f"insert_deduplication_token = '{token('py', i, r)}' "
+                       f"SELECT * FROM Python(tbl)")
 
     def run_file(fmt: str, suffix: str, table: str) -> Callable[[int], None]:
         def go(r: int) -> None:
-            for i in range(len(tables)):
-                store._run(f"INSERT INTO {table} SETTINGS insert_deduplication_token = "
-                           f"'{token(suffix, i, r)}' SELECT * FROM "
-                           f"file('{directory / f'b{i}.{suffix}'}', {fmt})")
+            for i, tbl in enumerate(tables):
+                store._run(f"INSERT INTO {table} ({names(tbl)}) SETTINGS "
+                           f"insert_deduplication_token = '{token(suffix, i, r)}' SELECT * "
+                           f"FROM file('{directory / f'b{i}.{suffix}'}', {fmt})")
         return go
 
     def run_from_rows(r: int) -> None:
         for i, batch in enumerate(batches):
-            tbl = arrow_table(batch)  # noqa: F841 - Python() finds `tbl` by name
-            store._run(f"INSERT INTO events_arrow_from_rows SETTINGS "
+            tbl = arrow_table(batch)
+            store._run(f"INSERT INTO events_arrow_from_rows ({names(tbl)}) SETTINGS "
                        f"insert_deduplication_token = '{token('fr', i, r)}' "
                        f"SELECT * FROM Python(tbl)")
 

@@ -68,3 +68,19 @@ def test_bound_strings_arrive_exactly(store: Store) -> None:
     for value in ["a\\b", "tab\there", "line\nbreak", "\\", "end\\", "nul\0x", "{x:String}",
                   "' OR 1=1 --", "ü€😀"]:
         assert store.query("SELECT {v:String} AS v", {"v": value}) == [{"v": value}]
+
+
+def test_a_column_empty_in_the_whole_batch_is_stored_empty(store: Store) -> None:
+    """chDB leaves such a column to the table's default, which must then be the same empty
+    value; a column whose DEFAULT differs (created_at: now64) still gets what was given."""
+    sid = uuid.uuid4().hex
+    store.insert("events", [event_row(uuid.uuid4().hex, session_id=sid, utm_term="",
+                                      goals=[], scroll_depth=0) for _ in range(2)])
+    rows = store.query("SELECT utm_term, goals, scroll_depth FROM events "
+                       "WHERE session_id = {s:String}", {"s": sid})
+    assert rows == [{"utm_term": "", "goals": [], "scroll_depth": 0}] * 2
+    # a day far ahead: kept by the TTL, and never a day whose salt anything reads
+    store.insert("visitor_salts", [{"day": "2100-01-01", "salt": sid, "created_at": 0}])
+    rows = store.query("SELECT toUnixTimestamp64Milli(created_at) AS ms FROM visitor_salts "
+                       "WHERE salt = {s:String}", {"s": sid})
+    assert rows == [{"ms": 0}]
