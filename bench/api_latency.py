@@ -143,6 +143,13 @@ def generate(directory: pathlib.Path, events: int, sites: int = 1) -> dict[str, 
         site = SITE if n == 0 else f"site{n + 1}.example"
         _, site_key = add_site(store, site)
         key = key or site_key
+        # the goal the generated clicks completed ('g1'), as the API created it: the timeline
+        # names it (an id with no goal row would make every such timeline read the goals)
+        store.insert("goals", [{
+            "site_id": site, "goal_id": "g1", "name": "Shop click", "type": "click",
+            "conditions": '[{"field": "domain", "operator": "contains", "value": "shop"}]',
+            "logic": "and", "is_conversion": 1, "created_at": base, "version": 1,
+            "deleted": 0}])
         common = {"site": site, "base": base, "span": span}
         events_sql = (EVENTS_SQL.replace("{site_raw}", site)
                       .replace("{domain}", DOMAIN_SQL.format(n="number"))
