@@ -5,7 +5,9 @@ Data (a child on core 1, in chDB itself: ``INSERT ... SELECT`` from ``numbers()`
 sessions of five events each, started uniformly over the last 29 days (UTC); half the
 sessions click twice (so ~20 % of events are clicks) on ~500 destination domains with a
 skewed (cubic) popularity, the others view three pages; engagement events carry scroll and
-visible time. Every session has its final row, and 30 % of them also an older version in a
+visible time. Click rows carry the first-click marks the sessionizer gives (migration 008;
+the generator checks them against ``uniqExact``), and the goal the clicks completed has its
+row. Every session has its final row, and 30 % of them also an older version in a
 separate insert (versions, as the sessionizer writes them), so ``FINAL`` has work. The
 generator then waits until chDB's background merges are done (they would otherwise run on
 the API's core during the measurement), and merges each finished day into one part, which a

@@ -42,7 +42,9 @@ _MARKER_MS = UNTRACKED_CLICK[0]  # first_click_at at or below this: untracked (o
 
 async def single_query(run: Run, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The domain rows in one query; a period with unmarked clicks is counted again by
-    hashing every session, which does not depend on marks."""
+    hashing every session, which does not depend on marks. Looking at the returned rows is
+    enough: unmarked clicks can only add a session twice, never drop one, so a domain
+    outside the first 100 is outside them in the exact order too."""
     rows = await run(queries.OUTBOUND_DOMAINS, params)
     unmarked = [int(row.pop("unmarked")) for row in rows]
     if any(unmarked):
