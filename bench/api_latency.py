@@ -297,9 +297,9 @@ def size_name(events: int) -> str:
 
 
 def figures(results: list[dict[str, Any]], cmd: str, prefix: str,
-            judged: int | None) -> list[Figure]:
+            judged: int) -> list[Figure]:
     """The figures of measured sets; the targets are judged at ``judged`` events of one
-    site (None: not judged, for information)."""
+    site, and shown for information on the others."""
     out = []
     for r in results:
         sites = int(r["sites"])
@@ -319,8 +319,7 @@ def figures(results: list[dict[str, Any]], cmd: str, prefix: str,
                 baseline_name="same SQL on the Store in-process (p95)",
                 baseline_runs=[pct(eng, 0.95)], ratios=[pct(eng, 0.95) / p95s[0]],
                 target=(f"<= {TARGETS[endpoint]:.0f} ms p95" + (
-                    "" if is_judged else f" (at {size_name(judged)} of one site)" if judged
-                    else " (at 10M of one site)")),
+                    "" if is_judged else f" (at {size_name(judged)} of one site)")),
                 judge=f"value <= {TARGETS[endpoint]}" if is_judged else "", command=cmd,
                 note=(f"p50 {statistics.median(ms):.1f} ms (engine {statistics.median(eng):.1f}"
                       f" ms) over {len(ms)} requests, min {min(ms):.1f} max {max(ms):.1f} ms"),
