@@ -122,6 +122,10 @@ def input_of(goal: Goal) -> GoalInput:
 
 
 def routes(ctx: ApiContext) -> list[Route]:
+    def goals_written(site: str) -> None:
+        ctx.goal_names.pop(site, None)  # this process's copy; other replicas' age out
+        ctx.goals_changed()
+
     async def read_body(request: Request) -> bytes:
         body = b""
         async for chunk in request.stream():
@@ -150,8 +154,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         row = goal_row(site.domain, uuid.uuid4().hex, goal, time.time_ns() // 1_000_000,
                        time.time_ns())
         await ctx.write("goals", [row])
-        ctx.goal_names.pop(site.domain, None)
-        ctx.goals_changed()
+        goals_written(site.domain)
         return json_response(goal_of_row({**row, "created_ms": row["created_at"]}), 201)
 
     async def update_goal(request: Request) -> Response:
@@ -162,8 +165,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         row = goal_row(site.domain, goal_id, goal, int(old["created_ms"]),
                        max(time.time_ns(), int(old["version"]) + 1))
         await ctx.write("goals", [row])
-        ctx.goal_names.pop(site.domain, None)
-        ctx.goals_changed()
+        goals_written(site.domain)
         return json_response(goal_of_row({**row, "created_ms": row["created_at"]}))
 
     async def delete_goal(request: Request) -> Response:
@@ -174,8 +176,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         await ctx.write("goals", [goal_row(site.domain, goal_id, kept, int(old["created_ms"]),
                                            max(time.time_ns(), int(old["version"]) + 1),
                                            deleted=True)])
-        ctx.goal_names.pop(site.domain, None)
-        ctx.goals_changed()
+        goals_written(site.domain)
         return json_response(Deleted(goal_id, True))
 
     return [
