@@ -194,6 +194,14 @@ class Server:
             return 0.0
         return cpu_seconds(self.proc.pid)
 
+    def peak_rss_mb(self) -> float:
+        """The server process's peak resident memory so far (the kernel's VmHWM), in MB."""
+        if self.proc is None:
+            return 0.0
+        status = pathlib.Path(f"/proc/{self.proc.pid}/status").read_text()
+        kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(kb) / 1024
+
     def get_json(self, path: str, **kw: Any) -> Any:
         return httpx.get(self.base + path, timeout=30, **kw).json()
 

@@ -166,17 +166,19 @@ def run(ctx: Context) -> list[Figure]:
                 say(f"ingest half load round {round_no}: {name} at {rate:,.0f}/s offered: "
                     f"{got.brief()}")
                 settle(name, servers[name])
+        peak_rss = {name: server.peak_rss_mb() for name, server in servers.items()}
     finally:
         for server in servers.values():
             server.stop()
         bodies.close()
-    return figures(ctx, max_runs, pairs, half, checks, per_cpu)
+    return figures(ctx, max_runs, pairs, half, checks, per_cpu, peak_rss)
 
 
 def figures(ctx: Context, max_runs: dict[str, list[WrkResult]],
             pairs: dict[str, list[tuple[WrkResult, WrkResult]]],
             half: dict[str, list[WrkResult]], checks: dict[str, Any],
-            per_cpu: dict[str, list[tuple[float, float]]]) -> list[Figure]:
+            per_cpu: dict[str, list[tuple[float, float]]],
+            peak_rss: dict[str, float]) -> list[Figure]:
     cmd = ctx.command("ingest")
     out = []
     for variant in VARIANTS:
@@ -203,7 +205,9 @@ def figures(ctx: Context, max_runs: dict[str, list[WrkResult]],
             note=("requests / (user+system CPU time of the server during the run"
                   + (", and the sessionizer's drain after it" if variant == "dev" else "")
                   + "): what one dedicated core would answer; insensitive to other work "
-                  "on the machine")))
+                  f"on the machine. Peak RSS of the server over the whole benchmark "
+                  f"{peak_rss[variant]:,.0f} MB (the bare app {peak_rss['bare']:,.0f} MB)"),
+            extra={"peak_rss_mb": peak_rss[variant]}))
     for name in ("bare", *VARIANTS):
         runs = half[name]
         label = "bare ASGI 204 app (reference)" if name == "bare" else LABEL[name]

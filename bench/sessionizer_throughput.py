@@ -10,8 +10,9 @@ Per round, two child processes on core 1, one after the other (the broker stays 
 - ``raw``: `AIOKafkaConsumer` in a new group (auto-commit off, ``max_poll_records`` 10,000
   as `KafkaConsumer`), ``getmany`` + `decode_event` for every message until N are decoded.
 - ``sessionizer``: the real `Sessionizer` on `KafkaTransport` and a fresh `ChdbStore`
-  (migrated; the site and 20 goals registered), default batch settings (5,000 events, 1 s),
-  until N event rows are written and their sessions' rows too.
+  (migrated; the site and 20 goals registered), the product's default batch settings
+  (`Settings`: 20,000 events or 1 s), until N event rows are written and their sessions'
+  rows too.
 
 Both clocks start when the first non-empty poll returns (so the group join is not counted)
 and stop when the N-th event is decoded (raw) or its rows are in the Store (sessionizer).
@@ -124,6 +125,7 @@ async def sessionizer_child(bootstrap: str, topic: str, count: int,
                             directory: pathlib.Path) -> dict[str, Any]:
     from services.adapters.chdb_store import ChdbStore
     from services.adapters.kafka_transport import KafkaTransport
+    from services.core.settings import Settings
     from services.core.sites import add_site
     from services.sessionizer.worker import Sessionizer
 
@@ -149,8 +151,11 @@ async def sessionizer_child(bootstrap: str, topic: str, count: int,
         return consumer
 
     transport.consumer = timed_consumer  # type: ignore[method-assign]
+    defaults = Settings()  # what a deployed sessionizer runs with unless told otherwise
     worker = Sessionizer(transport, store, group=f"ses-{uuid.uuid4().hex[:8]}",
-                         batch_max_events=5000, batch_max_seconds=1.0, idle_seconds=1800)
+                         batch_max_events=defaults.batch_max_events,
+                         batch_max_seconds=defaults.batch_max_seconds,
+                         idle_seconds=defaults.session_idle_seconds)
     task = asyncio.create_task(worker.run())
     while worker.stats.events_written < count:
         if task.done():
