@@ -11,6 +11,7 @@ so is its baseline. Baselines are measured in the same run, interleaved with the
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pathlib
 import signal
@@ -130,6 +131,14 @@ def _parse_judge(judge: str) -> tuple[str, str, float]:
 
 def median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0 < q <= 1) of ``values``; 0 when there are none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered), math.ceil(q * len(ordered))) - 1)]
 
 
 def paired_ratios(figure: Sequence[float], baseline: Sequence[float]) -> list[float]:

@@ -11,7 +11,9 @@ pageview, click per session).
    with bench/pipeline_kafka.py).
 3. That rate is held for ``e2e_confirm_seconds`` (60 s in the full profile); if it fails,
    the next 15 % lower rate is held. During this run the sessionizer's INSERT count
-   (``/readyz``) gives inserts per table per second.
+   (``/readyz``) gives inserts per table per second, and its ``last_batch_delay_seconds``,
+   sampled with it, the freshness: for each batch, ingest's receipt of its oldest event to
+   the batch being in chDB (the worst case of the batch's events).
 4. After the queue drains, the process is stopped (it flushes and commits) and the events
    in chDB are counted: stored / (events answered 202, ingest's own count) must be
    exactly 1.000, with as many distinct event ids as rows. wrk's count of 2xx it read is
@@ -36,12 +38,16 @@ from bench.common import (
     Server,
     child_env,
     free_port,
+    percentile,
     say,
     wait_until,
 )
 from bench.ingest_load import PRODUCT_ENV, add_site
 from bench.workload import SITE, session_bodies
 from bench.wrk_load import BodyFile, WrkResult, run_wrk
+from services.core.settings import Settings
+
+BATCH_SECONDS = Settings().batch_max_seconds  # clickport dev runs with the defaults
 
 
 @dataclass
@@ -51,6 +57,7 @@ class Step:
     wrk: WrkResult
     pending: list[int] = field(default_factory=list)
     inserts: int = 0
+    batch_delays: list[float] = field(default_factory=list)  # seconds, one per batch seen
 
     @property
     def bound(self) -> float:
@@ -75,9 +82,9 @@ class Sampler:
     """``read()`` once a second while a wrk run lasts: the dev queue's pending count, or the
     broker's consumer lag (bench/pipeline_kafka.py)."""
 
-    def __init__(self, read: Callable[[], int], join_seconds: float = 5) -> None:
+    def __init__(self, read: Callable[[], Any], join_seconds: float = 5) -> None:
         self.read, self.join_seconds = read, join_seconds
-        self.samples: list[int] = []
+        self.samples: list[Any] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -152,15 +159,23 @@ def run(ctx: Context) -> list[Figure]:
     n2xx = 0
     steps: list[Step] = []
 
+    def sample() -> tuple[int, int, float]:
+        body = readyz(server)
+        stats = body["sessionizer"]
+        return (int(body["queue_pending"]), stats["inserts"], stats["last_batch_delay_seconds"])
+
     def step(rate: float, seconds: int) -> Step:
         nonlocal n2xx
         before = readyz(server)["sessionizer"]["inserts"]
-        with Sampler(lambda: int(readyz(server)["queue_pending"])) as sampler:
+        with Sampler(sample) as sampler:
             got = run_wrk(server.base, bodies, seconds=seconds, connections=128, rate=rate,
                           count_status=True)
         n2xx += got.n2xx
-        s = Step(rate, seconds, got, sampler.samples,
-                 readyz(server)["sessionizer"]["inserts"] - before)
+        # One delay per batch written during the run (a batch's two INSERTs move the count
+        # together; a batch between two samples is not seen).
+        delays = {inserts: delay for _, inserts, delay in sampler.samples if inserts > before}
+        s = Step(rate, seconds, got, [pending for pending, _, _ in sampler.samples],
+                 readyz(server)["sessionizer"]["inserts"] - before, list(delays.values()))
         steps.append(s)
         say(f"e2e step ({seconds}s): {s.brief()}")
         drain(server)
@@ -196,6 +211,7 @@ def run(ctx: Context) -> list[Figure]:
     cmd = ctx.command("e2e")
     held = confirm.rate if confirm.bounded else 0.0
     per_table = confirm.inserts / 2 / confirm.seconds
+    delays = sorted(confirm.batch_delays)
     return [
         Figure(id="e2e.sustained_rate", stage="4 end to end",
                name=f"highest offered rate with bounded queue lag, clickport dev, held "
@@ -216,6 +232,15 @@ def run(ctx: Context) -> list[Figure]:
                      f"the rest were in flight when its runs ended); dropped "
                      f"{dropped or 'none'}"),
                extra={"counts": counts, "n2xx": n2xx, "accepted": accepted}),
+        Figure(id="e2e.batch_delay", stage="4 end to end",
+               name=f"beacon to dashboard: receive to stored, the oldest event of each batch, "
+                    f"clickport dev at a steady {confirm.rate:,.0f} ev/s for "
+                    f"{confirm.seconds} s", unit="s", runs=delays,
+               target="(report)", command=cmd,
+               note=(f"{len(delays)} batches sampled; p50 {percentile(delays, 0.5):.2f} s, "
+                     f"p99 {percentile(delays, 0.99):.2f} s, max {max(delays, default=0):.2f} s "
+                     f"(batch timer {BATCH_SECONDS:g} s); each value is the worst of its "
+                     f"batch's events")),
         Figure(id="e2e.inserts_per_table", stage="3 store",
                name=f"INSERTs per table per second, clickport dev at a steady "
                     f"{confirm.rate:,.0f} ev/s for {confirm.seconds} s", unit="/s/table",

@@ -5,10 +5,16 @@ has its own registry)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import bisect
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -29,6 +35,28 @@ def gauge(name: str, doc: str, value: float) -> Metric:
     family = GaugeMetricFamily(name, doc)
     family.add_metric([], value)
     return family
+
+
+class Histogram:
+    """A histogram kept as plain counts, like the counters: `observe` adds to one bucket, and
+    `histogram` renders the cumulative Prometheus form when ``/metrics`` is scraped."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(sorted(bounds))
+        self.counts = [0] * (len(self.bounds) + 1)  # the last bucket is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1  # le: value <= bound
+        self.total += value
+
+
+def histogram(name: str, doc: str, h: Histogram) -> Metric:
+    cumulative, buckets = 0, []
+    for bound, count in zip([*map(repr, map(float, h.bounds)), "+Inf"], h.counts, strict=True):
+        cumulative += count
+        buckets.append((bound, float(cumulative)))
+    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=h.total)
 
 
 class StatsCollector(Collector):

@@ -136,11 +136,14 @@ class EventBatch:
         self.events: list[Event] = []
         self.goals: list[list[str]] = []
         self.first_clicks: list[FirstClick] = []
+        self.oldest_ms = 0  # the earliest receive time (``Event.ts``) in the batch
 
     def __len__(self) -> int:
         return len(self.events)
 
     def add(self, event: Event, goals: list[str], first: FirstClick) -> None:
+        if not self.events or event.ts < self.oldest_ms:
+            self.oldest_ms = event.ts
         self.events.append(event)
         self.goals.append(goals)
         self.first_clicks.append(first)

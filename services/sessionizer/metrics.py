@@ -1,5 +1,5 @@
 """The sessionizer's Prometheus metrics (O3): consumed, written, batch size, insert latency,
-retries, sessions in memory and consumer lag."""
+batch delay (freshness), retries, sessions in memory and consumer lag."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from prometheus_client.core import Metric
 
-from services.core.metrics import counter, gauge
+from services.core.metrics import counter, gauge, histogram
 from services.sessionizer.worker import Sessionizer
 
 
@@ -26,6 +26,12 @@ def sessionizer_metrics(worker: Sessionizer, lag: int) -> Iterable[Metric]:
         gauge(p + "last_batch_size", "Events in the last written batch", s.last_batch_size),
         gauge(p + "last_insert_seconds", "Duration of the last batch write",
               s.last_insert_seconds),
+        gauge(p + "last_batch_delay_seconds",
+              "Receive-to-stored time of the oldest event of the last written batch",
+              s.last_batch_delay_seconds),
+        histogram(p + "batch_delay_seconds",
+                  "Receive-to-stored time of the oldest event of each written batch",
+                  worker.batch_delays),
         gauge(p + "sessions_in_memory", "Sessions held in memory", len(worker.sessions.states)),
         gauge(p + "consumer_lag", "Messages published but not yet consumed", lag),
     ]

@@ -25,6 +25,7 @@ import msgspec
 
 from services.core.event import Event, decode_event
 from services.core.goals import GOALS_QUERY, Goal, GoalIndex, goal_from_row
+from services.core.metrics import Histogram
 from services.core.rows import EventBatch, SessionBatch
 from services.core.session import apply_event, first_click, is_applied
 from services.core.store import Store, StoreError
@@ -45,6 +46,9 @@ _GC_FIRST_THRESHOLD = 50_000
 # is CPU work on the event loop, which clickport dev shares with ingest: yielding every 256
 # messages (~5-8 ms of work) lets ingest's requests in between, at no cost to throughput.
 _APPLY_SLICE = 256
+# Buckets of the batch delay (seconds). A healthy worker writes within a batch timer (1 s)
+# plus its insert; the upper buckets are a backlog being worked off.
+DELAY_BUCKETS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 
 
 @dataclass
@@ -59,6 +63,9 @@ class SessionizerStats:
     last_insert_seconds: float = 0.0
     insert_seconds_total: float = 0.0
     store_retries: int = 0
+    # Wall-clock time from ingest receiving the batch's oldest event to the batch being in
+    # the Store: how stale the dashboard was, at worst, for that batch.
+    last_batch_delay_seconds: float = 0.0
 
 
 @dataclass
@@ -101,6 +108,7 @@ class Sessionizer:
         self.batch_max_seconds = batch_max_seconds
         self.sessions = SessionTable(idle_seconds)
         self.stats = SessionizerStats()
+        self.batch_delays = Histogram(DELAY_BUCKETS)  # last_batch_delay_seconds of each batch
         self.goals: Sequence[Goal] | GoalIndex = ()
         self._goals_loaded_at = -1e9
         self._clock = clock
@@ -237,6 +245,11 @@ class Sessionizer:
         self.stats.events_written += len(batch.events)
         self.stats.sessions_written += len(batch.sessions)
         self.stats.last_batch_size = len(batch.events)
+        if batch.events:
+            # Ingest's clock against ours: skew between hosts shifts it (never below 0).
+            delay = max(0.0, time.time() - batch.events.oldest_ms / 1000)
+            self.stats.last_batch_delay_seconds = delay
+            self.batch_delays.observe(delay)
         if self._consumer is not None:
             await self._consumer.commit(batch.next_offsets)
 

@@ -127,6 +127,17 @@ def test_health_readiness_and_prometheus_metrics(client: TestClient) -> None:
     assert "clickport_ingest_accepted_total 1.0" in lines
     assert any(line.startswith("clickport_sessionizer_consumer_lag ") for line in lines)
     assert any(line.startswith("clickport_sessionizer_last_insert_seconds ") for line in lines)
+    # The event above is stored within the 0.1 s batch timer: its batch is then counted in the
+    # freshness histogram (receive to stored, never negative).
+    parts = client.app.state.embedded  # type: ignore[attr-defined]
+    assert wait_for(lambda: parts.sessionizer.stats.events_written >= 1)
+    lines = client.get("/metrics").text.splitlines()
+    count = next(line for line in lines
+                 if line.startswith("clickport_sessionizer_batch_delay_seconds_count "))
+    assert float(count.split()[1]) >= 1
+    assert 'clickport_sessionizer_batch_delay_seconds_bucket{le="+Inf"} ' + count.split()[1] \
+        in lines
+    assert parts.sessionizer.stats.last_batch_delay_seconds >= 0
 
 
 def test_an_unknown_api_path_is_a_json_404(client: TestClient) -> None:

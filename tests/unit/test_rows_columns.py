@@ -36,6 +36,13 @@ def test_event_columns_hold_each_events_row() -> None:
     assert (rows[2]["meta_keys"], rows[2]["meta_values"]) == ((), ())
 
 
+def test_an_event_batch_knows_its_oldest_receive_time() -> None:
+    batch = EventBatch()
+    for ts in (5_000, 3_000, 9_000):  # a replayed or late event can come after newer ones
+        batch.add(event(ts=ts), [], NOT_A_CLICK)
+    assert batch.oldest_ms == 3_000
+
+
 def test_a_session_batch_writes_only_the_last_state_of_each_session() -> None:
     first, _ = apply_event(None, event("pageview", path="/a"), 1)
     second, _ = apply_event(first, event("engagement", scroll=60, visible_ms=20_000), 2)
