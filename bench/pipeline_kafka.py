@@ -18,7 +18,9 @@ registered, no goals), where the events land and are counted.
    answered 2xx at >= 97 % of the offered rate and the consumer lag, sampled each second from
    the broker (end offsets minus the group's committed offsets, summed over partitions),
    stays under max(5,000, 2 s of traffic) in the step's second half without growing. Between
-   steps the lag drains to 0.
+   steps the lag drains to 0. The sessionizer's ``last_batch_delay_seconds`` and insert
+   count, sampled from its /metrics each second, give the held rate's freshness, as in the
+   dev figure.
 4. After the last step drains, both processes are stopped (the sessionizer flushes, commits
    and leaves the group), and the events in the sessionizer's chDB are counted: stored /
    (events ingest answered 202 and Kafka acknowledged, ingest's own count) must be exactly
@@ -46,12 +48,13 @@ from bench.common import (
     child_env,
     free_port,
     load_average,
+    percentile,
     say,
     wait_until,
 )
 from bench.ingest_load import PRODUCT_ENV, add_site
 from bench.kafka import new_topic
-from bench.pipeline_e2e import Sampler, Step, search, stored_events
+from bench.pipeline_e2e import BATCH_SECONDS, Sampler, Step, search, stored_events
 from bench.workload import session_bodies
 from bench.wrk_load import BodyFile, run_wrk
 
@@ -134,14 +137,19 @@ def run_queue_wait(server: Server) -> float:
         return 0.0
 
 
-def metric(server: Server, name: str) -> float:
-    """Sum of the samples of one metric on the server's /metrics (all label sets)."""
+def metrics(server: Server, *names: str) -> list[float]:
+    """For each name, the sum of its samples on the server's /metrics (all label sets)."""
     text = httpx.get(server.base + "/metrics", timeout=30).text
-    total = 0.0
+    totals = [0.0] * len(names)
     for line in text.splitlines():
-        if re.match(rf"{re.escape(name)}(\{{| )", line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+        for i, name in enumerate(names):
+            if re.match(rf"{re.escape(name)}(\{{| )", line):
+                totals[i] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def metric(server: Server, name: str) -> float:
+    return metrics(server, name)[0]
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -190,7 +198,10 @@ def run(ctx: Context) -> list[Figure]:
         before = metric(sessionizer, "clickport_sessionizer_inserts_total")
         cpu = (ingest.cpu_seconds(), sessionizer.cpu_seconds())
         waits = (run_queue_wait(ingest), run_queue_wait(sessionizer))
-        with Sampler(probe.lag, join_seconds=35) as sampler:
+        with Sampler(probe.lag, join_seconds=35) as sampler, \
+                Sampler(lambda: metrics(sessionizer, "clickport_sessionizer_inserts_total",
+                                        "clickport_sessionizer_last_batch_delay_seconds")
+                        ) as batches:
             got = run_wrk(ingest.base, bodies, seconds=seconds, connections=128, rate=rate,
                           count_status=True)
         shares.append(((ingest.cpu_seconds() - cpu[0]) / got.seconds,
@@ -198,8 +209,10 @@ def run(ctx: Context) -> list[Figure]:
         starved.append(((run_queue_wait(ingest) - waits[0]) / got.seconds,
                         (run_queue_wait(sessionizer) - waits[1]) / got.seconds))
         n2xx += got.n2xx
+        delays = {inserts: delay for inserts, delay in batches.samples if inserts > before}
         s = KafkaStep(rate, seconds, got, sampler.samples,
-                      int(metric(sessionizer, "clickport_sessionizer_inserts_total") - before))
+                      int(metric(sessionizer, "clickport_sessionizer_inserts_total") - before),
+                      list(delays.values()))
         steps.append(s)
         loads.append(load_average().split()[0])
         say(f"e2e kafka step ({seconds}s): {s.brief()}; {core1(-1)}; load {loads[-1]}")
@@ -245,6 +258,7 @@ def run(ctx: Context) -> list[Figure]:
     cmd = ctx.command("e2e_kafka")
     held = confirm.rate if confirm.bounded else 0.0
     per_table = confirm.inserts / 2 / confirm.seconds
+    delays = sorted(confirm.batch_delays)
     where = "clickport ingest + clickport sessionizer on Kafka, both on core 1"
     return [
         Figure(id="e2e_kafka.sustained_rate", stage="4 end to end",
@@ -277,6 +291,14 @@ def run(ctx: Context) -> list[Figure]:
                extra={"counts": counts, "n2xx": n2xx, "accepted": accepted,
                       "unavailable": unavailable, "dropped": dropped, "written": written,
                       "replayed_skipped": replayed, "corrupt": corrupt}),
+        Figure(id="e2e_kafka.batch_delay", stage="4 end to end",
+               name=f"beacon to dashboard over Kafka: receive to stored, the oldest event of "
+                    f"each batch, at a steady {confirm.rate:,.0f} ev/s for {confirm.seconds} s",
+               unit="s", runs=delays, target="(report)", command=cmd,
+               note=(f"{len(delays)} batches sampled; p50 {percentile(delays, 0.5):.2f} s, "
+                     f"p99 {percentile(delays, 0.99):.2f} s, max {max(delays, default=0):.2f} s "
+                     f"(batch timer {BATCH_SECONDS:g} s); each value is the worst of its "
+                     f"batch's events")),
         Figure(id="e2e_kafka.inserts_per_table", stage="3 store",
                name=f"INSERTs per table per second, Kafka sessionizer at a steady "
                     f"{confirm.rate:,.0f} ev/s for {confirm.seconds} s", unit="/s/table",
