@@ -1,9 +1,8 @@
 """`build_embedded_app`: the whole product in one Starlette app on the disk queue and chDB.
 
 Lifespan: open the Store and apply migrations, open the queue, load the sites, make sure the
-demo site exists, put chDB's threads behind the event loop (`engine_priority`), start the
-sessionizer and the site refresher; on shutdown stop the sessionizer (it flushes and
-commits), then close the queue and the Store.
+demo site exists, start the sessionizer and the site refresher; on shutdown stop the
+sessionizer (it flushes and commits), then close the queue and the Store.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from services.core import sites as site_rules
 from services.core.metrics import render
 from services.core.settings import BotFilter, Settings
 from services.embedded.admin import admin_routes
-from services.embedded.engine_priority import RESCAN_SECONDS, lower_engine_threads
 from services.embedded.runtime import Runtime, secret_file
 from services.ingest.app import IngestStats, ingest_routes
 from services.ingest.endpoint import BeaconFastPath, with_fast_beacon_path
@@ -87,15 +85,10 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         await asyncio.to_thread(known.reload, store)
         parts.demo_key = await asyncio.to_thread(ensure_demo_site, store, data_dir)
         known.add(DEMO_DOMAIN)
-        lowered: set[int] = set()  # chDB's threads, behind the event loop (engine_priority)
-        lower_engine_threads(lowered)
         parts.tasks = [asyncio.create_task(sessionizer.run(), name="sessionizer"),
                        asyncio.create_task(every(SITES_REFRESH_SECONDS,
                                                  lambda: known.reload(store), "sites")),
-                       asyncio.create_task(salts.run(), name="salts"),
-                       asyncio.create_task(every(RESCAN_SECONDS,
-                                                 lambda: lower_engine_threads(lowered),
-                                                 "engine thread priority"))]
+                       asyncio.create_task(salts.run(), name="salts")]
         if runtime is not None:
             print(banner(parts, runtime), flush=True)
         try:
