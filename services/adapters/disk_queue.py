@@ -30,12 +30,12 @@ from services.core.transport import (
 PARTITION = 0
 _PRUNE_EVERY_COMMITS = 20
 _ROWS_PER_INSERT = 64  # one statement per up to 64 messages; each size stays prepared
-# The consumer's reads and prunes run on the event loop that ingest answers on (clickport dev
-# is one process). SQLite takes ~3 us per message either way: one read of 20,000 messages
-# held the loop 49-72 ms, and one DELETE of 160,000 consumed ones (20 commits' worth) 0.5 s,
-# which every beacon arriving meanwhile waited out. So both go a slice at a time, ~6 ms
-# each, and the prune yields to the loop between its slices.
-_READ_SLICE = 2_000
+# The prune runs on the event loop that ingest answers on (clickport dev is one process), and
+# SQLite deletes at ~3 us per message: one DELETE of 160,000 consumed messages (20 commits'
+# worth) held the loop 0.5 s, which every beacon arriving meanwhile waited out. So it deletes
+# a slice at a time (~6 ms) and yields to the loop between slices. (Reads stay whole: a
+# read of 20,000 messages takes 49-72 ms, but only a consumer catching up reads that many,
+# and smaller reads cost the sessionizer a session reload query per poll.)
 _PRUNE_SLICE = 2_000
 
 _SCHEMA = """
@@ -201,10 +201,9 @@ class DiskQueueConsumer:
         return self._read(max_records)
 
     def _read(self, max_records: int) -> list[Message]:
-        """Up to ``max_records`` messages, at most `_READ_SLICE` (the caller polls again)."""
         rows = self._queue._require_open().execute(
             "SELECT offset, key, value FROM messages WHERE offset >= ? ORDER BY offset LIMIT ?",
-            (self._position, min(max_records, _READ_SLICE)),
+            (self._position, max_records),
         ).fetchall()
         if rows:
             self._position = rows[-1][0] + 1

@@ -1,6 +1,6 @@
-"""The embedded queue's consumer reads and prunes a slice at a time (it shares the event
-loop with ingest in clickport dev): nothing is skipped, reordered or deleted before every
-group has committed past it."""
+"""The embedded queue's consumer prunes a slice at a time (it shares the event loop with
+ingest in clickport dev): nothing is deleted before every group has committed past it, and
+nothing unconsumed is skipped."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ async def _noop(partitions: frozenset[int]) -> None:
 
 @pytest.fixture(autouse=True)
 def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(disk_queue, "_READ_SLICE", 10)
     monkeypatch.setattr(disk_queue, "_PRUNE_SLICE", 7)
 
 
@@ -28,20 +27,6 @@ async def filled(path: pathlib.Path, count: int) -> DiskQueueTransport:
     await queue.start()
     await asyncio.gather(*(queue.publish(b"k", f"v{i}".encode()) for i in range(count)))
     return queue
-
-
-def test_a_poll_reads_one_slice_and_the_next_poll_goes_on_from_there(tmp_path: pathlib.Path
-                                                                       ) -> None:
-    async def scenario() -> None:
-        queue = await filled(tmp_path / "q.sqlite3", 25)
-        consumer = queue.consumer("g", _noop, _noop)
-        await consumer.start()
-        polls = [await consumer.poll(1_000, 0.05) for _ in range(4)]
-        assert [len(p) for p in polls] == [10, 10, 5, 0]
-        assert [m.offset for p in polls for m in p] == list(range(1, 26))
-        await queue.stop()
-
-    asyncio.run(scenario())
 
 
 def test_the_prune_deletes_in_slices_only_what_every_group_has_committed(
