@@ -74,12 +74,12 @@ def child(rows_total: int, rounds: int, directory: pathlib.Path, batch_size: int
     # every click marked as its session's first to its domain, as most are
     firsts = [(e.ts, 1) if e.kind == "click" else NOT_A_CLICK for e in generated]
     rows = [event_row(e, (), first) for e, first in zip(generated, firsts, strict=True)]
-    size = batch_size
-    batches = [rows[i:i + size] for i in range(0, len(rows), size)]
+    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
     event_batches = []
-    for i in range(0, len(generated), size):
+    for i in range(0, len(generated), batch_size):
         batch = EventBatch()
-        for event, first in zip(generated[i:i + size], firsts[i:i + size], strict=True):
+        for event, first in zip(generated[i:i + batch_size], firsts[i:i + batch_size],
+                                strict=True):
             batch.add(event, [], first)
         event_batches.append(batch)
     tables = [arrow_table(b) for b in batches]
