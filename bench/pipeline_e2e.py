@@ -78,6 +78,27 @@ class Step:
                 f"{self.wrk.non_2xx}: {'bounded' if self.bounded else 'NOT bounded'}")
 
 
+def per_batch(samples: list[tuple[float, float]], before: float) -> list[float]:
+    """One delay per batch from (insert count, last batch delay) samples taken once a second:
+    a batch's two INSERTs move the count together, and a batch written between two samples
+    is not seen. Only batches after ``before`` (the count when the run began) count."""
+    return list({inserts: delay for inserts, delay in samples if inserts > before}.values())
+
+
+def delay_figure(figure_id: str, name: str, step: Step, command: str) -> Figure:
+    """Beacon to dashboard while ``step`` held its rate, from its batches' delays."""
+    delays = sorted(step.batch_delays)
+    return Figure(
+        id=figure_id, stage="4 end to end",
+        name=(f"{name}: receive to stored, the oldest event of each batch, at a steady "
+              f"{step.rate:,.0f} ev/s for {step.seconds} s"),
+        unit="s", runs=delays, target="(report)", command=command,
+        note=(f"{len(delays)} batches sampled; p50 {percentile(delays, 0.5):.2f} s, "
+              f"p99 {percentile(delays, 0.99):.2f} s, max {max(delays, default=0):.2f} s "
+              f"(batch timer {BATCH_SECONDS:g} s); each value is the worst of its "
+              f"batch's events"))
+
+
 class Sampler:
     """``read()`` once a second while a wrk run lasts: the dev queue's pending count, or the
     broker's consumer lag (bench/pipeline_kafka.py)."""
@@ -171,11 +192,9 @@ def run(ctx: Context) -> list[Figure]:
             got = run_wrk(server.base, bodies, seconds=seconds, connections=128, rate=rate,
                           count_status=True)
         n2xx += got.n2xx
-        # One delay per batch written during the run (a batch's two INSERTs move the count
-        # together; a batch between two samples is not seen).
-        delays = {inserts: delay for _, inserts, delay in sampler.samples if inserts > before}
         s = Step(rate, seconds, got, [pending for pending, _, _ in sampler.samples],
-                 readyz(server)["sessionizer"]["inserts"] - before, list(delays.values()))
+                 readyz(server)["sessionizer"]["inserts"] - before,
+                 per_batch([(inserts, delay) for _, inserts, delay in sampler.samples], before))
         steps.append(s)
         say(f"e2e step ({seconds}s): {s.brief()}")
         drain(server)
@@ -211,7 +230,6 @@ def run(ctx: Context) -> list[Figure]:
     cmd = ctx.command("e2e")
     held = confirm.rate if confirm.bounded else 0.0
     per_table = confirm.inserts / 2 / confirm.seconds
-    delays = sorted(confirm.batch_delays)
     return [
         Figure(id="e2e.sustained_rate", stage="4 end to end",
                name=f"highest offered rate with bounded queue lag, clickport dev, held "
@@ -232,15 +250,7 @@ def run(ctx: Context) -> list[Figure]:
                      f"the rest were in flight when its runs ended); dropped "
                      f"{dropped or 'none'}"),
                extra={"counts": counts, "n2xx": n2xx, "accepted": accepted}),
-        Figure(id="e2e.batch_delay", stage="4 end to end",
-               name=f"beacon to dashboard: receive to stored, the oldest event of each batch, "
-                    f"clickport dev at a steady {confirm.rate:,.0f} ev/s for "
-                    f"{confirm.seconds} s", unit="s", runs=delays,
-               target="(report)", command=cmd,
-               note=(f"{len(delays)} batches sampled; p50 {percentile(delays, 0.5):.2f} s, "
-                     f"p99 {percentile(delays, 0.99):.2f} s, max {max(delays, default=0):.2f} s "
-                     f"(batch timer {BATCH_SECONDS:g} s); each value is the worst of its "
-                     f"batch's events")),
+        delay_figure("e2e.batch_delay", "beacon to dashboard, clickport dev", confirm, cmd),
         Figure(id="e2e.inserts_per_table", stage="3 store",
                name=f"INSERTs per table per second, clickport dev at a steady "
                     f"{confirm.rate:,.0f} ev/s for {confirm.seconds} s", unit="/s/table",

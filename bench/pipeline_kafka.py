@@ -48,13 +48,12 @@ from bench.common import (
     child_env,
     free_port,
     load_average,
-    percentile,
     say,
     wait_until,
 )
 from bench.ingest_load import PRODUCT_ENV, add_site
 from bench.kafka import new_topic
-from bench.pipeline_e2e import BATCH_SECONDS, Sampler, Step, search, stored_events
+from bench.pipeline_e2e import Sampler, Step, delay_figure, per_batch, search, stored_events
 from bench.workload import session_bodies
 from bench.wrk_load import BodyFile, run_wrk
 
@@ -209,10 +208,9 @@ def run(ctx: Context) -> list[Figure]:
         starved.append(((run_queue_wait(ingest) - waits[0]) / got.seconds,
                         (run_queue_wait(sessionizer) - waits[1]) / got.seconds))
         n2xx += got.n2xx
-        delays = {inserts: delay for inserts, delay in batches.samples if inserts > before}
         s = KafkaStep(rate, seconds, got, sampler.samples,
                       int(metric(sessionizer, "clickport_sessionizer_inserts_total") - before),
-                      list(delays.values()))
+                      per_batch(batches.samples, before))
         steps.append(s)
         loads.append(load_average().split()[0])
         say(f"e2e kafka step ({seconds}s): {s.brief()}; {core1(-1)}; load {loads[-1]}")
@@ -258,7 +256,6 @@ def run(ctx: Context) -> list[Figure]:
     cmd = ctx.command("e2e_kafka")
     held = confirm.rate if confirm.bounded else 0.0
     per_table = confirm.inserts / 2 / confirm.seconds
-    delays = sorted(confirm.batch_delays)
     where = "clickport ingest + clickport sessionizer on Kafka, both on core 1"
     return [
         Figure(id="e2e_kafka.sustained_rate", stage="4 end to end",
@@ -291,14 +288,7 @@ def run(ctx: Context) -> list[Figure]:
                extra={"counts": counts, "n2xx": n2xx, "accepted": accepted,
                       "unavailable": unavailable, "dropped": dropped, "written": written,
                       "replayed_skipped": replayed, "corrupt": corrupt}),
-        Figure(id="e2e_kafka.batch_delay", stage="4 end to end",
-               name=f"beacon to dashboard over Kafka: receive to stored, the oldest event of "
-                    f"each batch, at a steady {confirm.rate:,.0f} ev/s for {confirm.seconds} s",
-               unit="s", runs=delays, target="(report)", command=cmd,
-               note=(f"{len(delays)} batches sampled; p50 {percentile(delays, 0.5):.2f} s, "
-                     f"p99 {percentile(delays, 0.99):.2f} s, max {max(delays, default=0):.2f} s "
-                     f"(batch timer {BATCH_SECONDS:g} s); each value is the worst of its "
-                     f"batch's events")),
+        delay_figure("e2e_kafka.batch_delay", "beacon to dashboard over Kafka", confirm, cmd),
         Figure(id="e2e_kafka.inserts_per_table", stage="3 store",
                name=f"INSERTs per table per second, Kafka sessionizer at a steady "
                     f"{confirm.rate:,.0f} ev/s for {confirm.seconds} s", unit="/s/table",
