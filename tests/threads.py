@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from services.cli import UVICORN_OPTIONS
 from services.sessionizer.worker import Sessionizer
 
 
@@ -29,7 +30,7 @@ def serve(app: Any, timeout: float = 90.0) -> Iterator[str]:
     """Serve ``app`` on a free loopback port; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on",
-                                           log_level="warning", access_log=False))
+                                           **UVICORN_OPTIONS))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from helpers import require_or_skip
 
+from services.cli import UVICORN_OPTIONS
 from services.core.settings import BotFilter, Settings
 from services.embedded.app import build_embedded_app
 
@@ -130,8 +131,7 @@ def run_ingest(data_dir: pathlib.Path) -> Iterator[Ingest]:
     recorder = RecordRequests(app)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(recorder, host="127.0.0.1", port=port,
-                                           lifespan="on", log_level="warning",
-                                           access_log=False))
+                                           lifespan="on", **UVICORN_OPTIONS))
     thread = threading.Thread(target=server.run, name="clickport-ingest", daemon=True)
     thread.start()
     deadline = time.monotonic() + 90  # chDB start and migrations on a busy 2-core machine

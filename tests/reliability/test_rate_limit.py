@@ -128,14 +128,17 @@ def seconds_into_minute() -> float:
 
 
 def test_a_dev_process_limits_per_client_and_counts_the_drops(tmp_path: pathlib.Path) -> None:
-    limit, proxy, direct = 8, "127.0.0.66", "127.0.0.88"
+    # 127.0.0.1 is the address uvicorn trusts for X-Forwarded-For by default: only
+    # CLICKPORT_TRUSTED_PROXIES may decide whose header counts, so it must be limited too.
+    limit, proxy, direct, local = 8, "127.0.0.66", "127.0.0.88", "127.0.0.1"
     dev = DevProcess(tmp_path / "data", tmp_path, CLICKPORT_RATE_LIMIT_PER_MINUTE=str(limit),
                      CLICKPORT_TRUSTED_PROXIES=proxy).start()
     try:
         if seconds_into_minute() > 45:  # the limit is per wall-clock minute: start a fresh one
             time.sleep(61 - seconds_into_minute())
         clients = {peer: httpx.Client(transport=httpx.HTTPTransport(local_address=peer),
-                                      base_url=dev.base, timeout=10) for peer in (proxy, direct)}
+                                      base_url=dev.base, timeout=10)
+                   for peer in (proxy, direct, local)}
 
         def post(peer: str, forwarded_for: str | None = None) -> str:
             headers = {"user-agent": FIREFOX}
@@ -149,6 +152,7 @@ def test_a_dev_process_limits_per_client_and_counts_the_drops(tmp_path: pathlib.
             return str(response.json().get("dropped", "accepted"))
 
         spoofed = [post(direct, f"203.0.113.{i}") for i in range(limit + 4)]
+        spoofed_locally = [post(local, f"198.51.100.{i}") for i in range(limit + 4)]
         behind_proxy = [post(proxy, f"203.0.113.{i}") for i in range(3)]
         readyz = dev.readyz()
         for client in clients.values():
@@ -156,6 +160,7 @@ def test_a_dev_process_limits_per_client_and_counts_the_drops(tmp_path: pathlib.
     finally:
         dev.stop()
     assert spoofed == ["accepted"] * limit + ["rate_limit"] * 4
+    assert spoofed_locally == ["accepted"] * limit + ["rate_limit"] * 4
     assert behind_proxy == ["accepted"] * 3  # those clients are not the spoofer
-    assert readyz["ingest"]["dropped"] == {"rate_limit": 4}
-    assert readyz["ingest"]["accepted"] == limit + 3
+    assert readyz["ingest"]["dropped"] == {"rate_limit": 8}
+    assert readyz["ingest"]["accepted"] == 2 * limit + 3
