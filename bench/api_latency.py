@@ -35,6 +35,7 @@ import httpx
 
 from bench.common import (
     PYTHON,
+    UVICORN_FLAGS,
     Context,
     Figure,
     Server,
@@ -233,8 +234,7 @@ def measure(ctx: Context, events: int, sites: int = 1) -> dict[str, Any]:
     port = free_port()
     server = Server(f"api-{events}", [PYTHON, "-m", "uvicorn", "--factory",
                                       "bench.apps:api_app", "--port", str(port),
-                                      "--loop", "uvloop", "--http", "httptools",
-                                      "--no-access-log", "--log-level", "warning"],
+                                      *UVICORN_FLAGS],
                     port, env=child_env(BENCH_DATA_DIR=str(directory)),
                     log_dir=ctx.scratch("logs"), ready_path="/healthz")
     sids: list[str] = gen["sids"]

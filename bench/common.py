@@ -32,6 +32,10 @@ CLICKPORT = str(ROOT / ".venv" / "bin" / "clickport")
 RESULTS = ROOT / "bench" / "results"
 SERVER_CORE = "1"  # the stage under test
 CLIENT_CORE = "0"  # load generators, broker, orchestrator
+# uvicorn's options for the servers started with `python -m uvicorn`: those `clickport` runs
+# its services with (services/cli.py), so the bare app runs as the product's servers do.
+UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                 "--no-proxy-headers", "--log-level", "warning"]
 _started = time.monotonic()
 
 

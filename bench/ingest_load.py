@@ -1,7 +1,8 @@
 """Benchmark 1, ingest: beacons/s of ``POST /api/event`` against a bare ASGI app.
 
-Four servers, each one uvicorn process with uvloop + httptools and no access log, pinned to
-core 1 (started together, idle when not under load):
+Four servers, each one uvicorn process with uvloop + httptools, no access log and no proxy
+headers (as `clickport` runs its services), pinned to core 1 (started together, idle when
+not under load):
 
 - ``bare``: `bench.apps.bare_app`, read the body, answer 204: the limit of the HTTP stack.
 - ``dev``: ``clickport dev``: what a user runs; the sessionizer consumes in the same process
@@ -26,6 +27,7 @@ from typing import Any
 from bench.common import (
     CLICKPORT,
     PYTHON,
+    UVICORN_FLAGS,
     Context,
     Figure,
     Server,
@@ -40,8 +42,6 @@ from bench.kafka import new_topic
 from bench.workload import SITE, click_bodies
 from bench.wrk_load import BodyFile, WrkResult, run_wrk
 
-UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                 "--log-level", "warning"]
 PRODUCT_ENV = {"CLICKPORT_RATE_LIMIT_PER_MINUTE": "0", "CLICKPORT_BOT_FILTER": "on",
                "CLICKPORT_VISITOR_SALT_SECRET": "bench-secret"}
 VARIANTS = ("dev", "memory", "kafka")
