@@ -1,5 +1,6 @@
 """Shared fixtures. Real components only: chDB on a temp dir, the disk queue, a real Kafka
-broker (tests/kafka_broker.py) and Debian's Chromium; see tests/README.md."""
+broker (tests/kafka_broker.py), a real ClickHouse server (tests/clickhouse_server.py) and
+Debian's Chromium; see tests/README.md."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -59,3 +61,46 @@ def kafka() -> Iterator[KafkaEndpoint]:
 class KafkaEndpoint:
     bootstrap: str
     broker: Any  # kafka_broker.LocalBroker when we run it (fault tests can stop it), else None
+
+
+@pytest.fixture(scope="session")
+def clickhouse() -> Iterator[ClickHouseEndpoint]:
+    """A real ClickHouse server: ``CLICKPORT_TEST_CLICKHOUSE`` (a clickhouse:// URL), else
+    testcontainers when a Docker engine answers, else a local server from chDB's LocalServer
+    (tests/clickhouse_server.py), else skip, or fail under ``CLICKPORT_REQUIRE_CLICKHOUSE=1``.
+    Each user takes a database of its own with `ClickHouseEndpoint.fresh_url`."""
+    if url := os.environ.get("CLICKPORT_TEST_CLICKHOUSE"):
+        yield ClickHouseEndpoint(url, None)
+        return
+    if docker_answers():
+        from testcontainers.clickhouse import ClickHouseContainer
+
+        with ClickHouseContainer("clickhouse/clickhouse-server:25.8") as container:
+            yield ClickHouseEndpoint(container.get_connection_url(), None)
+        return
+    import clickhouse_server
+
+    try:
+        server = clickhouse_server.start_local_server()
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        require_or_skip("CLICKPORT_REQUIRE_CLICKHOUSE",
+                        f"no ClickHouse server: set CLICKPORT_TEST_CLICKHOUSE=clickhouse://"
+                        f"user:pw@host:9000/db, start Docker, or install the project's chdb "
+                        f"so tests/clickhouse_server.py can run one ({exc})")
+    try:
+        yield ClickHouseEndpoint(server.url(), server)
+    finally:
+        server.close()
+
+
+@dataclass(frozen=True)
+class ClickHouseEndpoint:
+    url: str
+    server: Any  # clickhouse_server.LocalClickHouse when we run it (fault tests), else None
+
+    def fresh_url(self, prefix: str = "clickport_test") -> str:
+        """The server's URL with a new database name (created by the Store's migrate)."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(path=f"/{prefix}_{uuid.uuid4().hex[:12]}"))

@@ -26,7 +26,8 @@ def docker_answers() -> bool:
 
 def require_or_skip(env_var: str, reason: str) -> None:
     """Skip with a reason that says how to get the component, or fail when CI requires it
-    (``CLICKPORT_REQUIRE_KAFKA=1``, ``CLICKPORT_REQUIRE_BROWSER=1``)."""
+    (``CLICKPORT_REQUIRE_KAFKA=1``, ``CLICKPORT_REQUIRE_BROWSER=1``,
+    ``CLICKPORT_REQUIRE_CLICKHOUSE=1``)."""
     if os.environ.get(env_var) == "1":
         pytest.fail(f"{reason} ({env_var}=1 turns this skip into a failure)")
     pytest.skip(reason)

@@ -23,9 +23,11 @@ from services.core.store import (
     STORE_SETTINGS,
     Columns,
     Row,
-    StoreError,
+    StoreRejected,
+    StoreUnavailable,
     as_columns,
     run_migrations,
+    store_error,
 )
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -74,7 +76,7 @@ class ChdbStore:
         try:
             self._session = chdb_session.Session(str(path))
         except Exception as exc:  # chDB raises plain RuntimeError subclasses
-            raise StoreError(f"cannot open chDB at {path}: {exc}") from exc
+            raise StoreUnavailable(f"cannot open chDB at {path}: {exc}") from exc
         self._session.query("SET output_format_json_quote_64bit_integers = 0")
         for name, value in STORE_SETTINGS.items():
             self._session.query(f"SET {name} = {value}")
@@ -96,12 +98,12 @@ class ChdbStore:
         if not len(rows):
             return
         if not _IDENT.match(table):
-            raise StoreError(f"bad table name {table!r}")
+            raise StoreRejected(f"bad table name {table!r}")
         types = self._column_types_of(table)
         data = as_columns(rows)
         unknown = [c for c in data if c not in types]
         if unknown:
-            raise StoreError(f"{table} has no column(s) {', '.join(unknown)}")
+            raise StoreRejected(f"{table} has no column(s) {', '.join(unknown)}")
         # A column that is empty in every row of the batch (no UTM term, no goals, ...) and
         # whose table default is that same zero value is left to the table: no Arrow array to
         # build, and one column fewer for the engine to read from Python.
@@ -117,7 +119,7 @@ class ChdbStore:
         settings = ["optimize_on_insert = 0"]
         if dedup_token:
             if not _TOKEN.match(dedup_token):
-                raise StoreError(f"bad deduplication token {dedup_token!r}")
+                raise StoreRejected(f"bad deduplication token {dedup_token!r}")
             settings.append(f"insert_deduplication_token = '{dedup_token}'")
         names = ", ".join(columns)
         sql = (f"INSERT INTO {table} ({names}) SETTINGS {', '.join(settings)} "
@@ -126,7 +128,7 @@ class ChdbStore:
             with self._session_lock:
                 self._session.query(sql)
         except Exception as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(str(exc)) from exc
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         bound = {name: escape_param(value) for name, value in (params or {}).items()}
@@ -134,7 +136,7 @@ class ChdbStore:
             with self._session_lock:
                 result = self._session.query(sql, "JSON", params=bound)
         except Exception as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(str(exc)) from exc
         data = result.bytes()
         if not data:
             return []
@@ -150,7 +152,7 @@ class ChdbStore:
             with self._session_lock:
                 self._session.query(sql)
         except Exception as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(str(exc)) from exc
 
     def _column_types_of(self, table: str) -> dict[str, str]:
         return self._describe(table)[0]

@@ -2,10 +2,13 @@
 (clickhouse-driver), running the same migrations and SQL as chDB.
 
 Inserts are columnar (one ``INSERT ... VALUES`` block per batch, types converted once per
-column). Query parameters are bound by the server (``server_side_params``), the same
-``{name:Type}`` syntax chDB uses. A connection error is retried with backoff a few times
-(safe for inserts: they carry a deduplication token) and then surfaced as `StoreUnavailable`
-naming the server. One client per thread: clickhouse-driver clients are not thread-safe.
+column). Query parameters are bound by the server (``server_side_params``, given when the
+client is built: the driver reads its client settings only then), the same ``{name:Type}``
+syntax chDB uses. A connection error is retried with backoff a few times (safe for inserts:
+they carry a deduplication token) and then surfaced as `StoreUnavailable` naming the server;
+an error the server answers with is `StoreUnavailable` or `StoreRejected` by its code. One
+client per thread: clickhouse-driver clients are not thread-safe. `migrate` creates the
+URL's database when it is missing.
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ from urllib.parse import urlsplit
 
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
+from clickhouse_driver.util.helpers import parse_url
 
 from services.core.store import (
     STORE_SETTINGS,
     Columns,
     Row,
-    StoreError,
+    StoreRejected,
     StoreUnavailable,
     as_columns,
     run_migrations,
+    store_error,
 )
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,11 +48,20 @@ def _from_ms(ms: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(milliseconds=int(ms))
 
 
+def _client_for(url: str, database: str | None = None) -> Client:
+    host, options = parse_url(url)
+    if database is not None:
+        options["database"] = database
+    settings = {**options.pop("settings", {}), **STORE_SETTINGS, "server_side_params": True}
+    return Client(host, settings=settings, **options)
+
+
 class ClickHouseStore:
     def __init__(self, url: str) -> None:
         self._url = url
         parts = urlsplit(url)
         self._where = f"{parts.hostname}:{parts.port or 9000}"
+        self._database = parts.path.lstrip("/") or "default"
         self._local = threading.local()
         self._types: dict[str, dict[str, str]] = {}
         self._types_lock = threading.Lock()
@@ -58,17 +72,14 @@ class ClickHouseStore:
     def _client(self) -> Client:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = Client.from_url(self._url)
-            client.settings["server_side_params"] = True
-            client.settings.update(STORE_SETTINGS)
-            client.connection.context.client_settings["server_side_params"] = True
-            self._local.client = client
+            client = self._local.client = _client_for(self._url)
         return client
 
-    def _call(self, work: Callable[[Client], T]) -> T:
+    def _call(self, work: Callable[[Client], T], client: Callable[[], Client] | None = None
+              ) -> T:
         for delay in (*RETRY_DELAYS, None):
             try:
-                return work(self._client())
+                return work((client or self._client)())
             except _NETWORK_ERRORS as exc:
                 self._local.client = None
                 if delay is None:
@@ -76,20 +87,34 @@ class ClickHouseStore:
                         f"ClickHouse at {self._where} is unreachable: {exc}") from exc
                 time.sleep(delay)
             except ch_errors.Error as exc:
-                raise StoreError(str(exc)) from exc
+                raise store_error(str(exc), getattr(exc, "code", None)) from exc
         raise StoreUnavailable(f"ClickHouse at {self._where} is unreachable")
 
     def migrate(self) -> list[str]:
+        self._create_database()
         return run_migrations(lambda sql: self._call(lambda c: c.execute(sql)), self.query)
+
+    def _create_database(self) -> None:
+        if not _IDENT.match(self._database):
+            raise StoreRejected(f"bad database name {self._database!r} in the ClickHouse URL")
+        server = _client_for(self._url, database="default")
+        try:
+            self._call(lambda c: c.execute(f"CREATE DATABASE IF NOT EXISTS {self._database}"),
+                       client=lambda: server)
+        finally:
+            server.disconnect()
 
     def insert(self, table: str, rows: Sequence[Row] | Columns, *,
                dedup_token: str = "") -> None:
         if not len(rows):
             return
         if not _IDENT.match(table):
-            raise StoreError(f"bad table name {table!r}")
+            raise StoreRejected(f"bad table name {table!r}")
         types = self._column_types(table)
         columns = as_columns(rows)
+        unknown = [c for c in columns if c not in types]
+        if unknown:
+            raise StoreRejected(f"{table} has no column(s) {', '.join(unknown)}")
         data: list[Sequence[Any]] = []
         for name, values in columns.items():
             convert = self._converter(types.get(name, ""))
@@ -124,6 +149,13 @@ class ClickHouseStore:
             return _from_ms
         if column_type.startswith("Array(DateTime64"):
             return lambda values: [_from_ms(value) for value in values]
+        if column_type == "Date":
+            return _to_date
         if column_type == "UUID":
             return lambda value: uuid.UUID(str(value))
         return None
+
+
+def _to_date(value: Any) -> dt.date:
+    """Rows carry a day as ``YYYY-MM-DD`` text (chDB parses it); the driver wants a date."""
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))

@@ -22,11 +22,58 @@ Row = Mapping[str, Any]
 
 
 class StoreError(RuntimeError):
-    """The Store could not do what was asked (unreachable, rejected the query, ...)."""
+    """The Store could not do what was asked. Raised as one of its two kinds, which tell a
+    writer whether the same statement can succeed later."""
 
 
 class StoreUnavailable(StoreError):
-    """The Store cannot be reached right now; the caller may retry later."""
+    """Transient: unreachable, busy, out of memory or disk, timed out. The same statement
+    may succeed later, so a writer retries it."""
+
+
+class StoreRejected(StoreError):
+    """Permanent: the Store refused this statement or its data (a bad type, an unknown column,
+    a constraint). Retrying the same batch fails the same way, so a writer sets it aside."""
+
+
+# ClickHouse error codes that mean "not now" rather than "never" (the names are ClickHouse's
+# ErrorCodes): the server or its disk is busy, short of resources or going away.
+TRANSIENT_CODES = frozenset({
+    3,    # UNEXPECTED_END_OF_FILE
+    24,   # CANNOT_WRITE_TO_OSTREAM
+    75,   # CANNOT_WRITE_TO_FILE_DESCRIPTOR
+    76,   # CANNOT_OPEN_FILE
+    95, 96,  # CANNOT_READ_FROM_SOCKET, CANNOT_WRITE_TO_SOCKET
+    159, 160,  # TIMEOUT_EXCEEDED, TOO_SLOW
+    164,  # READONLY
+    173,  # CANNOT_ALLOCATE_MEMORY
+    202, 203,  # TOO_MANY_SIMULTANEOUS_QUERIES, NO_FREE_CONNECTION
+    209, 210,  # SOCKET_TIMEOUT, NETWORK_ERROR
+    225, 242, 244,  # NO_ZOOKEEPER, TABLE_IS_READ_ONLY, UNEXPECTED_ZOOKEEPER_ERROR
+    236,  # ABORTED
+    241, 243,  # MEMORY_LIMIT_EXCEEDED, NOT_ENOUGH_SPACE
+    252,  # TOO_MANY_PARTS
+    279, 285, 289,  # ALL_CONNECTION_TRIES_FAILED, TOO_FEW_LIVE_REPLICAS, NOT_IN_QUORUM
+    319,  # UNKNOWN_STATUS_OF_INSERT
+    364,  # RECEIVED_ERROR_TOO_MANY_REQUESTS
+    384,  # PART_IS_TEMPORARILY_LOCKED
+    394,  # QUERY_WAS_CANCELLED
+    425,  # SYSTEM_ERROR
+    439,  # CANNOT_SCHEDULE_TASK
+    999, 1000,  # KEEPER_EXCEPTION, POCO_EXCEPTION (file system and network errors)
+})
+_CODE = re.compile(r"\bCode: (\d+)")
+
+
+def store_error(message: str, code: int | None = None) -> StoreError:
+    """The kind of error a ClickHouse engine's failure is, from its code (read from the
+    message when the driver gives none). Without a code it is taken as transient: the engine
+    said nothing about the statement itself."""
+    if code is None and (found := _CODE.search(message)):
+        code = int(found.group(1))
+    if code is None or code in TRANSIENT_CODES:
+        return StoreUnavailable(message)
+    return StoreRejected(message)
 
 
 @runtime_checkable
