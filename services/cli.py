@@ -152,14 +152,6 @@ def run_create_topics(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _embedded_store(settings: Settings) -> Any:
-    from services.adapters.chdb_store import ChdbStore
-
-    store = ChdbStore(settings.data_dir / "chdb")
-    store.migrate()
-    return store
-
-
 def _via_running_dev(settings: Settings, path: str, method: str, body: dict[str, str]) -> Any:
     """Send a write to the running ``clickport dev`` that holds the data directory."""
     from services.embedded.runtime import read_runtime
@@ -196,13 +188,12 @@ def _write(settings: Settings, path: str, method: str, body: dict[str, str],
         store.close()
 
 
-def _store_for(settings: Settings) -> Any:
-    if settings.store is StoreKind.CHDB:
-        return _embedded_store(settings)
+def _store_for(settings: Settings, *, migrate: bool = True) -> Any:
     from services.servers.common import make_store
 
     store = make_store(settings)
-    store.migrate()
+    if migrate:
+        store.migrate()
     return store
 
 
@@ -212,7 +203,7 @@ def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
     if settings.store is StoreKind.CHDB and is_claimed(settings.data_dir):
         print("clickport dev is running and has applied the migrations at start")
         return 0
-    store = _store_for(settings)
+    store = _store_for(settings, migrate=False)
     try:
         applied = store.migrate()
     finally:
