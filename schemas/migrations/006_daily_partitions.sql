@@ -15,7 +15,16 @@
 --
 -- The tables are rebuilt with the same columns (CREATE ... AS) and their rows copied; nothing
 -- else changes for writers.
+--
+-- Restart-safe (core/store.py run_migrations): stopped anywhere, the migration runs again from
+-- its start. The swap is one atomic EXCHANGE (a RENAME of two tables is two steps), after
+-- which the old table goes by the *_by_day name and is dropped. Each table's rebuild is
+-- skipped once the swap has happened (the rebuilt events has session_key, the rebuilt
+-- sessions is partitioned by day), so a repeated EXCHANGE can never swap the old table back;
+-- before the swap, a repeated copy adds rows that collapse with their first copies (same sort
+-- key, ReplacingMergeTree); the drops are IF EXISTS.
 
+-- skip if: SELECT 1 FROM system.columns WHERE database = currentDatabase() AND table = 'events' AND name = 'session_key'
 CREATE TABLE IF NOT EXISTS events_by_day AS events
 ENGINE = ReplacingMergeTree
 PARTITION BY toDate(timestamp)
@@ -24,6 +33,7 @@ SETTINGS non_replicated_deduplication_window = 1000,
          min_age_to_force_merge_seconds = 3600,
          min_age_to_force_merge_on_partition_only = 1;
 
+-- skip if: SELECT 1 FROM system.columns WHERE database = currentDatabase() AND table = 'events' AND name = 'session_key'
 ALTER TABLE events_by_day
     MODIFY COLUMN click_domain LowCardinality(String),
     ADD COLUMN IF NOT EXISTS session_key UInt128
@@ -31,13 +41,16 @@ ALTER TABLE events_by_day
     ADD COLUMN IF NOT EXISTS click_url String
         MATERIALIZED meta_values[indexOf(meta_keys, 'click_url')] CODEC(ZSTD(3));
 
+-- skip if: SELECT 1 FROM system.columns WHERE database = currentDatabase() AND table = 'events' AND name = 'session_key'
 INSERT INTO events_by_day SELECT * FROM events
 SETTINGS max_partitions_per_insert_block = 0;
 
-RENAME TABLE events TO events_by_month_replaced, events_by_day TO events;
+-- skip if: SELECT 1 FROM system.columns WHERE database = currentDatabase() AND table = 'events' AND name = 'session_key'
+EXCHANGE TABLES events AND events_by_day;
 
-DROP TABLE events_by_month_replaced;
+DROP TABLE IF EXISTS events_by_day;
 
+-- skip if: SELECT 1 FROM system.tables WHERE database = currentDatabase() AND name = 'sessions' AND partition_key = 'toDate(started_at)'
 CREATE TABLE IF NOT EXISTS sessions_by_day AS sessions
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toDate(started_at)
@@ -45,9 +58,11 @@ ORDER BY (site_id, toDate(started_at), session_id)
 SETTINGS min_age_to_force_merge_seconds = 3600,
          min_age_to_force_merge_on_partition_only = 1;
 
+-- skip if: SELECT 1 FROM system.tables WHERE database = currentDatabase() AND name = 'sessions' AND partition_key = 'toDate(started_at)'
 INSERT INTO sessions_by_day SELECT * FROM sessions
 SETTINGS max_partitions_per_insert_block = 0;
 
-RENAME TABLE sessions TO sessions_by_month_replaced, sessions_by_day TO sessions;
+-- skip if: SELECT 1 FROM system.tables WHERE database = currentDatabase() AND name = 'sessions' AND partition_key = 'toDate(started_at)'
+EXCHANGE TABLES sessions AND sessions_by_day;
 
-DROP TABLE sessions_by_month_replaced
+DROP TABLE IF EXISTS sessions_by_day

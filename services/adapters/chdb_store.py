@@ -91,7 +91,7 @@ class ChdbStore:
         return f"chdb {self.path}"
 
     def migrate(self) -> list[str]:
-        return run_migrations(self._run, self.query)
+        return run_migrations(self.execute, self.query)
 
     def insert(self, table: str, rows: Sequence[Row] | Columns, *,
                dedup_token: str = "") -> None:
@@ -147,7 +147,7 @@ class ChdbStore:
         with self._session_lock:  # waits for a statement still running in another thread
             self._session.close()
 
-    def _run(self, sql: str) -> None:
+    def execute(self, sql: str) -> None:
         try:
             with self._session_lock:
                 self._session.query(sql)

@@ -92,7 +92,7 @@ class ClickHouseStore:
 
     def migrate(self) -> list[str]:
         self._create_database()
-        return run_migrations(lambda sql: self._call(lambda c: c.execute(sql)), self.query)
+        return run_migrations(self.execute, self.query)
 
     def _create_database(self) -> None:
         if not _IDENT.match(self._database):
@@ -128,6 +128,9 @@ class ClickHouseStore:
             lambda c: c.execute(sql, dict(params or {}), with_column_types=True))
         names = [name for name, _ in columns]
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def execute(self, sql: str) -> None:
+        self._call(lambda c: c.execute(sql))
 
     def close(self) -> None:
         client = getattr(self._local, "client", None)

@@ -107,14 +107,26 @@ class Store(Protocol):
         """Run a read query with bound parameters; rows as dicts."""
         ...
 
+    def execute(self, sql: str) -> None:
+        """Run one statement that returns nothing (DDL, a migration's step)."""
+        ...
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    # A query that returns a row once the statement's effect is already there: a restart
+    # after it ran skips it (a statement that cannot be repeated, like a RENAME).
+    skip_if: str = ""
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    statements: tuple[str, ...]
+    statements: tuple[Statement, ...]
 
 
 def load_migrations(directory: pathlib.Path = MIGRATIONS_DIR) -> list[Migration]:
@@ -128,16 +140,38 @@ def load_migrations(directory: pathlib.Path = MIGRATIONS_DIR) -> list[Migration]
     return found
 
 
-def split_statements(sql: str) -> tuple[str, ...]:
-    """Split a migration on ``;`` at line ends, dropping ``--`` comment lines."""
-    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return tuple(part.strip() for part in re.split(r";\s*(?:\n|$)", body) if part.strip())
+_SKIP_IF = "-- skip if:"
+
+
+def split_statements(sql: str) -> tuple[Statement, ...]:
+    """Split a migration on ``;`` at line ends, dropping ``--`` comment lines; a
+    ``-- skip if: QUERY`` line gives the statement after it its `Statement.skip_if`."""
+    kept = "\n".join(line for line in sql.splitlines()
+                     if not line.lstrip().startswith("--") or line.lstrip().startswith(_SKIP_IF))
+    statements = []
+    for part in re.split(r";\s*(?:\n|$)", kept):
+        lines = part.strip().splitlines()
+        guards = [line.strip()[len(_SKIP_IF):].strip() for line in lines
+                  if line.lstrip().startswith(_SKIP_IF)]
+        body = "\n".join(line for line in lines if not line.lstrip().startswith(_SKIP_IF)).strip()
+        if len(guards) > 1 or (guards and not body):
+            raise StoreError(f"one '{_SKIP_IF}' line before each statement it guards: "
+                             f"{part.strip()[:80]!r}")
+        if body:
+            statements.append(Statement(body, guards[0] if guards else ""))
+    return tuple(statements)
 
 
 def run_migrations(execute: Callable[[str], object],
                    query: Callable[[str], list[dict[str, Any]]]) -> list[str]:
     """Apply the migrations a Store has not applied yet, recording each; returns their names.
-    Both Stores call this with their own ``execute`` and ``query``."""
+    Both Stores call this with their own ``execute`` and ``query``.
+
+    Restart-safe: a migration stopped between two statements is run again from its start,
+    so every statement is one that can be repeated (``IF [NOT] EXISTS``, an additive
+    ``ALTER``, a copy into a ReplacingMergeTree, whose repeated rows collapse) or carries a
+    ``-- skip if:`` guard that sees its effect (tests/integration/test_migrations_resume.py
+    stops before every statement of every migration)."""
     execute(MIGRATIONS_TABLE)
     applied = {int(row["version"]) for row in query("SELECT version FROM schema_migrations")}
     done = []
@@ -145,7 +179,9 @@ def run_migrations(execute: Callable[[str], object],
         if migration.version in applied:
             continue
         for statement in migration.statements:
-            execute(statement)
+            if statement.skip_if and query(statement.skip_if):
+                continue
+            execute(statement.sql)
         # the name matched _MIGRATION_NAME, so it is safe inside the literal
         execute("INSERT INTO schema_migrations (version, name) VALUES "
                 f"({migration.version}, '{migration.name}')")
