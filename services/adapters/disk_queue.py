@@ -8,11 +8,19 @@ commits unless ``synchronous=FULL``; see docs/delivery.md). The queue is bounded
 ``max_pending`` messages wait unconsumed, `publish` raises `TransportFull` and ingest
 answers 503. It has one partition (0), so all events keep their order, and one process uses
 it (like chDB, it belongs to the one-process embedded mode).
+
+Streams: offsets are comparable only within a stream (the sessions' replay watermark). A
+queue file is one stream, except after `new_stream`: when the file lost its last writes (a
+removed ``-wal``, an older copy restored) it hands out offsets the sessionizer has already
+seen, so new messages, from the current head on, go on a new stream, while the messages
+already in the file keep the stream they were written under (``queue_identity`` holds one row
+per stream with its first offset).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import pathlib
 import sqlite3
@@ -52,6 +60,9 @@ CREATE TABLE IF NOT EXISTS queue_identity (
     id TEXT NOT NULL
 );
 """
+# A file made before streams could change has one identity row without a first offset.
+_STREAM_FIRST_OFFSET = ("ALTER TABLE queue_identity "
+                        "ADD COLUMN first_offset INTEGER NOT NULL DEFAULT 0")
 
 
 class DiskQueueTransport:
@@ -62,7 +73,9 @@ class DiskQueueTransport:
         self._head = 0  # offset the next published message will get
         self._tail = 0  # lowest committed next-offset over all groups (what may be pruned)
         self._arrived = asyncio.Event()
-        self.stream = 0  # this queue file's stream id (a recreated file gets a new one)
+        self.stream = 0  # the stream new messages go on (a recreated file gets a new one)
+        self._starts: list[int] = [0]  # first offset of each stream, ascending
+        self._streams: list[int] = [0]
         self._waiting: list[tuple[bytes, bytes, asyncio.Future[None]]] = []
 
     def describe(self) -> str:
@@ -74,12 +87,14 @@ class DiskQueueTransport:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process death
         db.executescript(_SCHEMA)
-        identity = db.execute("SELECT id FROM queue_identity").fetchone()
-        if identity is None:
-            identity = (uuid.uuid4().hex,)
-            db.execute("INSERT INTO queue_identity (id) VALUES (?)", identity)
-        self.stream = stream_id("disk-queue", identity[0])
+        columns = {row[1] for row in db.execute("PRAGMA table_info(queue_identity)")}
+        if "first_offset" not in columns:
+            db.execute(_STREAM_FIRST_OFFSET)
+        if db.execute("SELECT 1 FROM queue_identity").fetchone() is None:
+            db.execute("INSERT INTO queue_identity (id, first_offset) VALUES (?, 0)",
+                       (uuid.uuid4().hex,))
         self._db = db
+        self._load_streams()
         (last,) = db.execute("SELECT COALESCE(MAX(offset), 0) FROM messages").fetchone()
         (seq,) = db.execute(
             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name='messages'), 0)"
@@ -91,6 +106,31 @@ class DiskQueueTransport:
 
     def pending(self) -> int:
         return self._head - self._tail
+
+    @property
+    def head(self) -> int:
+        """The offset the next published message will get."""
+        return self._head
+
+    def new_stream(self) -> int:
+        """Put messages from the current head on a new stream (the file lost writes: see the
+        module docstring); returns its id."""
+        self._require_open().execute(
+            "INSERT INTO queue_identity (id, first_offset) VALUES (?, ?)",
+            (uuid.uuid4().hex, self._head))
+        self._load_streams()
+        return self.stream
+
+    def stream_of(self, offset: int) -> int:
+        """The stream the message at ``offset`` belongs to."""
+        return self._streams[bisect.bisect_right(self._starts, offset) - 1]
+
+    def _load_streams(self) -> None:
+        rows = self._require_open().execute(
+            "SELECT first_offset, id FROM queue_identity ORDER BY first_offset, rowid").fetchall()
+        self._starts = [int(first) for first, _ in rows]
+        self._streams = [stream_id("disk-queue", identity) for _, identity in rows]
+        self.stream = self._streams[-1]  # where new messages go
 
     async def publish(self, key: bytes, value: bytes) -> None:
         """Returns once the message is committed. Publishes that arrive in the same turn of
@@ -205,10 +245,15 @@ class DiskQueueConsumer:
             "SELECT offset, key, value FROM messages WHERE offset >= ? ORDER BY offset LIMIT ?",
             (self._position, max_records),
         ).fetchall()
-        if rows:
-            self._position = rows[-1][0] + 1
-        stream = self._queue.stream
-        return [Message(PARTITION, offset, key, value, stream) for offset, key, value in rows]
+        if not rows:
+            return []
+        self._position = rows[-1][0] + 1
+        queue = self._queue
+        if queue.stream_of(rows[0][0]) == queue.stream:  # the usual case: one stream
+            stream = queue.stream
+            return [Message(PARTITION, offset, key, value, stream) for offset, key, value in rows]
+        return [Message(PARTITION, offset, key, value, queue.stream_of(offset))
+                for offset, key, value in rows]
 
     async def commit(self, offsets: Mapping[int, int]) -> None:
         if PARTITION not in offsets:

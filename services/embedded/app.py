@@ -25,7 +25,7 @@ from services.adapters.disk_queue import DiskQueueTransport
 from services.api.app import api_routes
 from services.api.errors import not_found
 from services.core import sites as site_rules
-from services.core.metrics import render
+from services.core.metrics import counter, render
 from services.core.settings import BotFilter, Settings
 from services.embedded.admin import admin_routes
 from services.embedded.runtime import Runtime, secret_file
@@ -35,6 +35,7 @@ from services.ingest.metrics import ingest_metrics
 from services.ingest.salts import SaltBook
 from services.servers.common import every, health_routes, stop_tasks
 from services.sessionizer.metrics import sessionizer_metrics
+from services.sessionizer.state import stored_watermark
 from services.sessionizer.worker import Sessionizer
 
 log = logging.getLogger("clickport.embedded")
@@ -57,6 +58,8 @@ class Embedded:
     demo_key: str = ""
     runtime: Runtime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Starts that found the queue behind the Store (lost writes) and began a new stream.
+    queue_streams_started: int = 0
 
 
 def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> BeaconFastPath:
@@ -82,6 +85,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
             log.info("applied migrations: %s", ", ".join(applied))
         await salts.refresh()
         await transport.start()
+        await asyncio.to_thread(check_queue_head, parts)
         await asyncio.to_thread(known.reload, store)
         parts.demo_key = await asyncio.to_thread(ensure_demo_site, store, data_dir)
         known.add(DEMO_DOMAIN)
@@ -119,6 +123,25 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
     app.state.embedded = parts
     return with_fast_beacon_path(app)
+
+
+def check_queue_head(parts: Embedded) -> None:
+    """A queue that lost its last writes (a removed ``-wal``, an older copy of the data dir)
+    would give new events offsets that stored sessions have already applied, and the
+    sessionizer would skip them as replays. Found by comparing the queue's head with the
+    Store's watermark; new events then go on a new stream (docs/delivery.md)."""
+    transport = parts.transport
+    applied = stored_watermark(parts.store, transport.stream)
+    if applied < transport.head:
+        return
+    old = transport.stream
+    new = transport.new_stream()
+    parts.queue_streams_started += 1
+    log.error("the embedded queue %s lost writes: its next offset is %d but stored sessions "
+              "have applied offsets up to %d of its stream %d. Events it accepted after "
+              "offset %d and had not stored are lost; new events go on stream %d so that "
+              "none is taken for a replay (docs/delivery.md)", transport.path, transport.head,
+              applied, old, transport.head - 1, new)
 
 
 def ensure_demo_site(store: ChdbStore, data_dir: pathlib.Path) -> str:
@@ -159,6 +182,7 @@ async def readiness(parts: Embedded) -> tuple[bool, dict[str, Any]]:
         "transport": parts.transport.describe(),
         "store": parts.store.describe(),
         "queue_pending": parts.transport.pending(),
+        "queue_streams_started": parts.queue_streams_started,
         "visitor_salt_days": parts.salts.days() if parts.salts else [],
         "ingest": {"accepted": parts.ingest_stats.accepted,
                    "dropped": dict(parts.ingest_stats.dropped),
@@ -170,4 +194,7 @@ async def readiness(parts: Embedded) -> tuple[bool, dict[str, Any]]:
 async def metrics(parts: Embedded) -> bytes:
     lag = await parts.sessionizer.lag()
     return render(lambda: ingest_metrics(parts.ingest_stats),
-                  lambda: sessionizer_metrics(parts.sessionizer, lag))
+                  lambda: sessionizer_metrics(parts.sessionizer, lag),
+                  lambda: [counter("clickport_queue_streams_started",
+                                   "Starts that found the queue behind the Store (lost writes)",
+                                   parts.queue_streams_started)])

@@ -101,6 +101,14 @@ _RELOAD_ONE = (
 )
 
 
+def stored_watermark(store: Store, stream: int) -> int:
+    """The highest offset of ``stream`` that any stored session has applied (-1: none). A
+    transport whose next offset is at or below it would hand out offsets already seen."""
+    rows = store.query("SELECT max(last_offset) AS offset, count() AS n FROM sessions "
+                       "WHERE last_stream = {stream:UInt32}", {"stream": stream})
+    return int(rows[0]["offset"]) if rows and int(rows[0]["n"]) else -1
+
+
 def _collect(found: dict[SessionKey, SessionState], rows: list[dict[str, object]]) -> None:
     for row in rows:
         state = session_from_row(row)
