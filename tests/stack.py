@@ -78,6 +78,19 @@ def _is_our_process(pid: int, marker: bytes) -> bool:
         return False
 
 
+def running_pid(proc: subprocess.Popen[bytes] | None, pid_path: pathlib.Path,
+                marker: bytes) -> int | None:
+    """The pid of a running process: `proc` when this invocation started it, else the one
+    `pid_path` names (an earlier `scripts/stack up` started it)."""
+    if proc is not None:
+        return proc.pid if proc.poll() is None else None
+    try:
+        pid = int(pid_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_our_process(pid, marker) else None
+
+
 @dataclass(frozen=True)
 class Ports:
     http: int | None = 8100  # the services' base port; None: each on a free port (tests)
@@ -138,14 +151,7 @@ class Service:
         return self
 
     def pid(self) -> int | None:
-        """The running process's pid, or None."""
-        if self.proc is not None:
-            return self.proc.pid if self.proc.poll() is None else None
-        try:
-            pid = int(self.pid_path.read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if _is_our_process(pid, self.marker) else None
+        return running_pid(self.proc, self.pid_path, self.marker)
 
     def readiness(self) -> tuple[int, str]:
         """(HTTP status of the readiness path, its body); status 0 when nothing answers."""
@@ -230,14 +236,7 @@ class Backing:
         self.answers, self.address = answers, address
 
     def pid(self) -> int | None:
-        proc = self.server.proc
-        if proc is not None:
-            return proc.pid if proc.poll() is None else None
-        try:
-            pid = int(self.pid_path.read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if _is_our_process(pid, self.marker) else None
+        return running_pid(self.server.proc, self.pid_path, self.marker)
 
     def ensure(self, say: Say) -> None:
         """Start it unless it runs already; either way, wait until it answers."""

@@ -31,6 +31,7 @@ import httpx
 import kafka_broker
 import orjson
 import pytest
+from aiokafka.errors import KafkaError
 from beacon_load import UA, Attempt, BeaconLoad
 from helpers import metric_value, new_sid, require_or_skip
 from stack import Ports, Service, Stack, consumer_group
@@ -96,6 +97,14 @@ def knows_site(ingest: Service, site: str) -> bool:
     return bool(answer.status_code == 202 and answer.json().get("dropped") == "bad_click_url")
 
 
+def group_settled(stack: Stack, members: int) -> bool:
+    """Stable with `members` members (a SIGKILLed one stays until its session times out)."""
+    try:
+        return consumer_group(stack.broker.bootstrap, stack.group) == ("Stable", members)
+    except (KafkaError, OSError, TimeoutError):  # the coordinator is still loading
+        return False
+
+
 class Scenario:
     """One fault's run: the topology healed, a site of its own, a load on every ingest."""
 
@@ -103,8 +112,8 @@ class Scenario:
         self.stack, self.started = stack, time.monotonic()
         stack.heal()
         members = len(stack.running("sessionizer"))
-        wait_until(lambda: consumer_group(stack.broker.bootstrap, stack.group)
-                   == ("Stable", members), 90, f"the consumer group to settle on {members}")
+        wait_until(lambda: group_settled(stack, members), 90,
+                   f"the consumer group to settle on {members} members")
         self.loads: list[BeaconLoad] = []
         self.site = f"faults-{uuid.uuid4().hex[:10]}.test"
         self.store = ClickHouseStore(stack.clickhouse_url)
