@@ -35,6 +35,14 @@ def require_or_skip(env_var: str, reason: str) -> None:
 _ids = itertools.count(1)
 
 
+def metric_value(prometheus_text: str, name: str) -> float:
+    """The value of an unlabelled metric in a /metrics page."""
+    for line in prometheus_text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 def new_sid() -> str:
     return secrets.token_urlsafe(16)
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
 from services.adapters.chdb_store import ChdbStore
@@ -28,6 +27,7 @@ from services.core import sites as site_rules
 from services.core.metrics import counter, render
 from services.core.settings import BotFilter, Settings
 from services.embedded.admin import admin_routes
+from services.embedded.demo import DEMO_DOMAIN, demo_routes
 from services.embedded.runtime import Runtime, secret_file
 from services.ingest.app import IngestStats, ingest_routes
 from services.ingest.endpoint import BeaconFastPath, with_fast_beacon_path
@@ -39,8 +39,6 @@ from services.sessionizer.state import stored_watermark
 from services.sessionizer.worker import Sessionizer
 
 log = logging.getLogger("clickport.embedded")
-DEMO_DOMAIN = "demo.localhost"
-DEMO_PAGE = (pathlib.Path(__file__).parent / "demo.html").read_text()
 SITES_REFRESH_SECONDS = 5.0
 
 
@@ -114,9 +112,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         ),
         *api_routes(store, goals_changed=sessionizer.refresh_goals_soon),
         Route("/", lambda r: RedirectResponse("/dashboard", 302)),  # keeps a #key= fragment
-        Route("/demo", lambda r: HTMLResponse(DEMO_PAGE.replace("__DOMAIN__", DEMO_DOMAIN))),
-        Route("/go/{slug:path}", go_redirect),
-        Route("/gopher", lambda r: HTMLResponse("<p>Gophers live here. <a href='/demo'>Back</a>")),
+        *demo_routes(),
         *health_routes(lambda: readiness(parts), lambda: metrics(parts)),
         *admin_routes(store, known, runtime),
     ]
@@ -153,13 +149,6 @@ def ensure_demo_site(store: ChdbStore, data_dir: pathlib.Path) -> str:
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
     return key
-
-
-async def go_redirect(request: Request) -> Response:
-    """The demo site's own affiliate redirect: /go/<slug> -> an external shop."""
-    asin = request.query_params.get("asin", "")
-    target = f"https://www.amazon.com/dp/{asin}" if asin else "https://example.com/deal"
-    return RedirectResponse(target, 302)
 
 
 def banner(parts: Embedded, runtime: Runtime) -> str:

@@ -23,17 +23,14 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from helpers import click, engagement, new_sid, pageview, require_or_skip
+from helpers import click, engagement, metric_value, new_sid, pageview, require_or_skip
 from threads import WorkerThread, serve
+from topic_fold import fault_free_sessions, stored, topic_messages, wait_until
 
 from services.adapters.chdb_store import ChdbStore
 from services.adapters.kafka_transport import KafkaTransport, create_topic
-from services.core.event import decode_event
-from services.core.rows import SESSION_COLUMNS_FOR_RELOAD, session_from_row
-from services.core.session import SessionState, apply_event
 from services.core.settings import BotFilter, Settings
 from services.core.sites import add_site
-from services.core.transport import stream_id
 from services.servers.ingest_server import build_ingest_app
 from services.sessionizer.worker import Sessionizer
 
@@ -113,59 +110,8 @@ def post_sessions(base: str, count: int, pause: float) -> list[int]:
         return [s for statuses in pool.map(one, range(count)) for s in statuses]
 
 
-def topic_messages(bootstrap: str, topic: str) -> list[tuple[int, int, bytes]]:
-    """Every message on the topic, read with a group-less consumer from the start."""
-    async def read() -> list[tuple[int, int, bytes]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
-            ends = await consumer.end_offsets(parts)
-            found: list[tuple[int, int, bytes]] = []
-            async def behind() -> bool:
-                return any([await consumer.position(tp) < ends[tp] for tp in parts])
-
-            while await behind():
-                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                    found += [(tp.partition, r.offset, r.value or b"") for r in records]
-            return found
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
-
-
-def fault_free_sessions(topic: str, messages: list[tuple[int, int, bytes]]
-                        ) -> dict[str, SessionState]:
-    states: dict[str, SessionState] = {}
-    for partition, offset, value in sorted(messages):
-        event = decode_event(value)
-        states[event.sid], _ = apply_event(states.get(event.sid), event, offset,
-                                           stream=stream_id(topic, partition))
-    return states
-
-
-def stored(store: ChdbStore, sids: set[str]) -> tuple[dict[str, SessionState], int, int]:
-    rows = store.query(f"SELECT {SESSION_COLUMNS_FOR_RELOAD} FROM sessions FINAL "
-                       "WHERE site_id = {s:String}", {"s": SITE})
-    states = {r["session_id"]: session_from_row(r) for r in rows if r["session_id"] in sids}
-    counts = store.query("SELECT count() AS n, uniqExact(event_id) AS ids FROM events FINAL "
-                         "WHERE site_id = {s:String}", {"s": SITE})[0]
-    return states, int(counts["n"]), int(counts["ids"])
-
-
-def wait_until(check: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(0.2)
-
-
 def events_stored(store: ChdbStore) -> int:
-    return stored(store, set())[1]
+    return stored(store, SITE, set())[1]
 
 
 def test_workers_split_partitions_survive_a_kill_and_a_join(
@@ -200,9 +146,9 @@ def test_workers_split_partitions_survive_a_kill_and_a_join(
         messages = topic_messages(kafka.bootstrap, topic)
         assert len(messages) == accepted
         expected = fault_free_sessions(topic, messages)
-        wait_until(lambda: stored(store, set(expected))[0] == expected, 30,
+        wait_until(lambda: stored(store, SITE, set(expected))[0] == expected, 30,
                    "session rows to equal a fault-free run")
-        states, events, ids = stored(store, set(expected))
+        states, events, ids = stored(store, SITE, set(expected))
         assert events - before == accepted and ids == events  # each event exactly once
     finally:
         for w in (a, b, c):
@@ -370,8 +316,4 @@ def _ready(port: int) -> bool:
 
 
 def _metric(port: int, name: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+    return metric_value(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, name)
