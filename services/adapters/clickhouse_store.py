@@ -43,6 +43,11 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+# A server's user profile may turn on what chDB's defaults leave off. The query cache: a
+# cached result outlives the data it was read from (the API would keep it under a newer
+# part list: day_sums.py), and a query with a non-deterministic function is refused
+# outright (``currentDatabase()``, so every insert would fail).
+SERVER_SETTINGS = {"use_query_cache": 0}
 T = TypeVar("T")
 
 
@@ -58,7 +63,8 @@ def _client_for(url: str, database: str | None = None) -> Client:
     host, options = parse_url(url)
     if database is not None:
         options["database"] = database
-    settings = {**options.pop("settings", {}), **STORE_SETTINGS, "server_side_params": True}
+    settings = {**options.pop("settings", {}), **STORE_SETTINGS, **SERVER_SETTINGS,
+                "server_side_params": True}
     return Client(host, settings=settings, **options)
 
 

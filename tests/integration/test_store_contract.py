@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import pytest
 
@@ -183,3 +184,21 @@ def test_a_timestamp_goes_in_as_milliseconds_or_an_aware_datetime(store: Store) 
     rows = store.query("SELECT toUnixTimestamp64Milli(timestamp) AS ms FROM events "
                        "WHERE session_id = {s:String}", {"s": sid})
     assert rows == [{"ms": 1_764_280_747_607}] * 4
+
+
+def test_a_server_profile_with_the_query_cache_on_changes_no_answer(clickhouse: Any) -> None:
+    """A server's user profile may turn the query cache on (given here in the URL, which the
+    driver sends as the session's settings, as a profile would set them). chDB has none, and
+    ClickHouseStore keeps it off: a cached answer would outlive the rows it counted, and a
+    query with ``currentDatabase()`` in it (every insert reads the columns so) is refused."""
+    from services.adapters.clickhouse_store import ClickHouseStore
+
+    store = ClickHouseStore(clickhouse.fresh_url() + "?use_query_cache=1&query_cache_ttl=600")
+    try:
+        store.migrate()
+        counts = [store.query("SELECT count() AS n FROM events")[0]["n"]]
+        store.insert("events", [event_row(uuid.uuid4().hex)])
+        counts.append(store.query("SELECT count() AS n FROM events")[0]["n"])
+        assert counts == [0, 1]
+    finally:
+        store.close()
