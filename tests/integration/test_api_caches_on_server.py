@@ -400,3 +400,59 @@ def late_event(store: ClickHouseStore) -> Event:
                  vid=int(row["visitor_id"]), click_domain="late.example",
                  click_url="https://late.example/", click_text="late", click_kind="primary")
 
+
+NAMES_ONLY = ("SELECT name FROM system.parts WHERE database = currentDatabase() "
+              "AND table = {t:String} AND active AND partition = {d:String} ORDER BY name")
+
+
+def test_a_table_made_again_under_a_running_api_is_read_again(
+        server_store: tuple[str, ClickHouseStore]) -> None:
+    """On a server another client can drop a table and create it again (a migration that
+    rebuilds it, a restore, an operator) while ``clickport api`` runs. The new table numbers
+    its parts from 1 again, so a day's part names come back holding other rows; the kept
+    day must not be served for them."""
+    url, store = server_store
+    store.migrate()
+    site = next(iter(SITES))
+    key = add_site(store, site)[1]
+    day = TODAY - dt.timedelta(days=3)
+    noon = ms(dt.datetime.combine(day, dt.time(12), dt.UTC))
+
+    def write(n: int, pageviews: int, domain: str) -> None:
+        store.insert("sessions", [{"site_id": site, "session_id": f"again{i:017d}",
+                                   "version": 1, "started_at": noon + i, "visitor_id": i,
+                                   "last_event_at": noon + i, "pageviews": pageviews,
+                                   "events": 1} for i in range(n)])
+        store.insert("events", [{"site_id": site, "session_id": f"again{i:017d}",
+                                 "name": "click", "event_id": uuid.uuid4().hex,
+                                 "timestamp": noon + i, "click_domain": domain,
+                                 "first_click_at": noon + i, "is_first_click": 1}
+                                for i in range(n)])
+
+    def make_again() -> None:
+        """The same tables, made again empty (their parts numbered from 1 again)."""
+        for table in ("sessions", "events"):
+            store.query(f"CREATE TABLE {table}_again AS {table}")
+            store.query(f"DROP TABLE {table} SYNC")
+            store.query(f"RENAME TABLE {table}_again TO {table}")
+
+    make_again()  # so that both tables begin alike (the migrations' mutations take numbers)
+    write(3, 2, "before.example")
+    names = {t: store.query(NAMES_ONLY, {"t": t, "d": day.isoformat()})
+             for t in ("sessions", "events")}
+    direct = Direct(store)
+    with TestClient(build_api_app(ClickHouseStore(url))) as client:
+        api = Api(client, {site: key})
+        first, stop_day = day - dt.timedelta(days=1), day + dt.timedelta(days=1)
+        period = period_of(site, first, stop_day)
+        assert api.kpis(site, first, stop_day)[0] == direct.kpis(site, period)
+        assert api.outbound(site, first, stop_day) == {"before.example": (3, 3)}
+
+        make_again()
+        write(5, 4, "after.example")
+        assert names == {t: store.query(NAMES_ONLY, {"t": t, "d": day.isoformat()})
+                         for t in ("sessions", "events")}, "the part names did not come back"
+
+        assert api.kpis(site, first, stop_day)[0] == direct.kpis(site, period)
+        assert direct.kpis(site, period)["pageviews"] == 20
+        assert api.outbound(site, first, stop_day) == {"after.example": (5, 5)}
