@@ -176,7 +176,9 @@ def _write(settings: Settings, path: str, method: str, body: dict[str, str],
     from services.core.sites import SiteError
     from services.embedded.runtime import is_claimed
 
-    if settings.store is StoreKind.CHDB and is_claimed(settings.data_dir):
+    # Through a running dev on either Store: it holds chDB, and it adds a new site to the
+    # sites its ingest accepts at once (a direct write reaches it on its next 5 s refresh).
+    if is_claimed(settings.data_dir):
         result: dict[str, Any] = _via_running_dev(settings, path, method, body)
         return result
     store = _store_for(settings)

@@ -32,6 +32,28 @@ def require_or_skip(env_var: str, reason: str) -> None:
         pytest.fail(f"{reason} ({env_var}=1 turns this skip into a failure)")
     pytest.skip(reason)
 
+# The Stores a test "on both Stores" is parametrised over: chDB in its data dir, and a
+# ClickHouse server (the `clickhouse` fixture), each test module on a database of its own.
+STORES = ["chdb", "clickhouse"]
+
+
+def store_settings(request: pytest.FixtureRequest, prefix: str = "clickport_test"
+                   ) -> dict[str, Any]:
+    """The Settings overrides that put an app on the Store ``request.param`` names."""
+    if request.param == "chdb":
+        return {}
+    from services.core.settings import StoreKind
+
+    url = request.getfixturevalue("clickhouse").fresh_url(prefix)
+    return {"store": StoreKind.CLICKHOUSE, "clickhouse_url": url}
+
+
+def store_env(request: pytest.FixtureRequest, prefix: str = "clickport_test") -> dict[str, str]:
+    """`store_settings` as ``CLICKPORT_*`` variables, for a ``clickport`` process."""
+    return {f"CLICKPORT_{name.upper()}": getattr(value, "value", value)
+            for name, value in store_settings(request, prefix).items()}
+
+
 _ids = itertools.count(1)
 
 

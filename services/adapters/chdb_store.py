@@ -9,6 +9,7 @@ batch per call; ``insert_deduplication_token`` makes a retried batch a no-op.
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 import threading
@@ -32,6 +33,9 @@ from services.core.store import (
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9:_.,-]{1,200}$")
+# Result types whose JSON numbers can be integers past 64 bits (ClickHouse writes them
+# unquoted with output_format_json_quote_64bit_integers = 0): read exactly, as the driver does.
+_WIDE_NUMBER = re.compile(r"Int(128|256)|Decimal(128|256)|Decimal\((19|[2-7][0-9]),")
 
 
 def _arrow_type(column_type: str) -> pyarrow.DataType:
@@ -140,7 +144,10 @@ class ChdbStore:
         data = result.bytes()
         if not data:
             return []
-        rows: list[dict[str, Any]] = orjson.loads(data)["data"]
+        parsed = orjson.loads(data)
+        if any(_WIDE_NUMBER.search(column["type"]) for column in parsed["meta"]):
+            parsed = json.loads(data)  # orjson reads an integer past 64 bits as a float
+        rows: list[dict[str, Any]] = parsed["data"]
         return rows
 
     def close(self) -> None:

@@ -4,11 +4,12 @@
 Inserts are columnar (one ``INSERT ... VALUES`` block per batch, types converted once per
 column). Query parameters are bound by the server (``server_side_params``, given when the
 client is built: the driver reads its client settings only then), the same ``{name:Type}``
-syntax chDB uses. A connection error is retried with backoff a few times (safe for inserts:
-they carry a deduplication token) and then surfaced as `StoreUnavailable` naming the server;
-an error the server answers with is `StoreUnavailable` or `StoreRejected` by its code. One
-client per thread: clickhouse-driver clients are not thread-safe. `migrate` creates the
-URL's database when it is missing.
+syntax chDB uses. Result values become what chDB's JSON gives (clickhouse_values.py), so
+both Stores return the same rows. A connection error is retried with backoff a few times
+(safe for inserts: they carry a deduplication token) and then surfaced as
+`StoreUnavailable` naming the server; an error the server answers with is
+`StoreUnavailable` or `StoreRejected` by its code. One client per thread: clickhouse-driver
+clients are not thread-safe. `migrate` creates the URL's database when it is missing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 from clickhouse_driver.util.helpers import parse_url
 
+from services.adapters.clickhouse_values import converter
 from services.core.store import (
     STORE_SETTINGS,
     Columns,
@@ -41,10 +43,19 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+# A server's user profile may turn on what chDB's defaults leave off. The query cache: a
+# cached result outlives the data it was read from (the API would keep it under a newer
+# part list: day_sums.py), and a query with a non-deterministic function is refused
+# outright (``currentDatabase()``, so every insert would fail).
+SERVER_SETTINGS = {"use_query_cache": 0}
 T = TypeVar("T")
 
 
-def _from_ms(ms: int) -> dt.datetime:
+def _from_ms(ms: int | dt.datetime) -> dt.datetime:
+    """Integer milliseconds (the seam's form) to the driver's datetime. A datetime is taken
+    as it is, naive as UTC, because chDB's Arrow column takes one that way too."""
+    if isinstance(ms, dt.datetime):
+        return ms if ms.tzinfo is not None else ms.replace(tzinfo=dt.UTC)
     return _EPOCH + dt.timedelta(milliseconds=int(ms))
 
 
@@ -52,7 +63,8 @@ def _client_for(url: str, database: str | None = None) -> Client:
     host, options = parse_url(url)
     if database is not None:
         options["database"] = database
-    settings = {**options.pop("settings", {}), **STORE_SETTINGS, "server_side_params": True}
+    settings = {**options.pop("settings", {}), **STORE_SETTINGS, **SERVER_SETTINGS,
+                "server_side_params": True}
     return Client(host, settings=settings, **options)
 
 
@@ -127,6 +139,13 @@ class ClickHouseStore:
         rows, columns = self._call(
             lambda c: c.execute(sql, dict(params or {}), with_column_types=True))
         names = [name for name, _ in columns]
+        # the values chDB's JSON gives (clickhouse_values.py): the same rows from both Stores
+        convert = [(i, c) for i, (_, kind) in enumerate(columns) if (c := converter(kind))]
+        if convert:
+            rows = [list(row) for row in rows]
+            for row in rows:
+                for i, to_json_value in convert:
+                    row[i] = to_json_value(row[i])
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def execute(self, sql: str) -> None:

@@ -15,7 +15,24 @@ to every second. The cost of a request is then one small ``system.parts`` read, 
 partial days and any day changed since it was kept (docs/api.md).
 
 This relies on ``system.parts`` describing the whole table, which holds for chDB and a
-single ClickHouse server (what the Stores support).
+single ClickHouse server (what the Stores support). On a server it stays exact with other
+writers (tests/integration/test_api_caches_on_server.py: three sessionizer processes, and
+merges, while the API reads), because:
+
+- a part is listed in ``system.parts`` from the moment reads see its rows (both come from
+  the table's set of active parts), whichever process or merge made it;
+- the list holds this database's parts only: a server's other databases write to the same
+  days without touching it;
+- each part is listed by name and content hash (``hash_of_all_files``). Names alone are not
+  unique over a table's life on a server: a table dropped and made again (a rebuild, a
+  restore, another client resetting it) numbers its parts from 1 again, as does an emptied
+  table after a restart, so a day's names can come back holding other rows while the API
+  runs on. chDB cannot see that happen: the one process holding its data holds this cache;
+- ClickHouseStore keeps the server's query cache off (a user profile may turn it on): a
+  cached result would be summed under a newer part list.
+
+A request that reads while writes land gets each day it reads as it was at some moment of
+the request; a kept day it reuses is the day as it is.
 """
 
 from __future__ import annotations

@@ -14,7 +14,12 @@ the same two queries.
 
 A kept day is reused only while the events table's active parts for that day are what they
 were when it was read (the list is read first, so a write in between makes it stale, never
-wrong); the events table is partitioned by UTC day (migration 006). A day with more than
+wrong); the events table is partitioned by UTC day (migration 006). The list is
+`day_sums.day_parts`: this database's parts by name and content hash, which day_sums.py
+says is exact on a ClickHouse server too. A day's crossing clicks and counts are two queries:
+a write landing between them gives that request the day at two moments (each figure between
+the ones before and after it), and the entry, kept under the list read before both, is not
+reused. A day with more than
 ``crossing_cap`` crossing clicks is not worth keeping, and a day with unmarked clicks (rows
 written before 008, or by an older release during a rollback) cannot be added up: a period
 that has either is answered by `single_query`.

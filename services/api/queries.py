@@ -169,11 +169,13 @@ WHERE site_id = {site:String}
 GROUP BY day
 """
 
-# The active parts of a table's day partitions in [first, stop): what a day's KPI sums
-# (sessions) or outbound counts (events) are kept against. Any write to a day (insert, merge,
-# mutation) changes its list.
+# The active parts of a table's day partitions in [first, stop), each by name and content
+# hash: what a day's KPI sums (sessions) or outbound counts (events) are kept against. Any
+# write to a day (insert, merge, mutation) changes its list; the hash because a name can come
+# back with other rows (see day_sums.py). This database's parts only.
 DAY_PARTS = """
-SELECT partition AS day, arrayStringConcat(arraySort(groupArray(name)), ' ') AS parts
+SELECT partition AS day,
+    arrayStringConcat(arraySort(groupArray(name || ':' || hash_of_all_files)), ' ') AS parts
 FROM system.parts
 WHERE database = currentDatabase() AND table = {table:String} AND active
   AND partition >= {first:String} AND partition < {stop:String}

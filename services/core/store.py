@@ -113,6 +113,10 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def describe(self) -> str:
+        """One line for /readyz, e.g. ``chdb PATH`` or ``clickhouse HOST:PORT`` (no secret)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Statement:

@@ -1,4 +1,6 @@
-"""`build_embedded_app`: the whole product in one Starlette app on the disk queue and chDB.
+"""`build_embedded_app`: the whole product in one Starlette app on the disk queue and the
+Store the settings name: chDB in the data dir (the default) or a ClickHouse server
+(``CLICKPORT_STORE=clickhouse`` + ``CLICKPORT_CLICKHOUSE_URL``).
 
 Lifespan: open the Store and apply migrations, open the queue, load the sites, make sure the
 demo site exists, start the sessionizer and the site refresher; on shutdown stop the
@@ -19,13 +21,13 @@ from starlette.applications import Starlette
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-from services.adapters.chdb_store import ChdbStore
 from services.adapters.disk_queue import DiskQueueTransport
 from services.api.app import api_routes
 from services.api.errors import not_found
 from services.core import sites as site_rules
 from services.core.metrics import counter, render
 from services.core.settings import BotFilter, Settings
+from services.core.store import Store
 from services.embedded.admin import admin_routes
 from services.embedded.demo import DEMO_DOMAIN, demo_routes
 from services.embedded.runtime import Runtime, secret_file
@@ -33,7 +35,7 @@ from services.ingest.app import IngestStats, ingest_routes
 from services.ingest.endpoint import BeaconFastPath, with_fast_beacon_path
 from services.ingest.metrics import ingest_metrics
 from services.ingest.salts import SaltBook
-from services.servers.common import every, health_routes, stop_tasks
+from services.servers.common import every, health_routes, make_store, stop_tasks
 from services.sessionizer.metrics import sessionizer_metrics
 from services.sessionizer.state import stored_watermark
 from services.sessionizer.worker import Sessionizer
@@ -47,7 +49,7 @@ class Embedded:
     """The parts of a running embedded app, for the CLI and tests."""
 
     settings: Settings
-    store: ChdbStore
+    store: Store
     transport: DiskQueueTransport
     known_sites: site_rules.KnownSites
     ingest_stats: IngestStats
@@ -63,7 +65,7 @@ class Embedded:
 def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> BeaconFastPath:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = ChdbStore(data_dir / "chdb")
+    store = make_store(settings)
     transport = DiskQueueTransport(data_dir / "queue.sqlite3", settings.queue_max_pending)
     known = site_rules.KnownSites()
     stats = IngestStats()
@@ -140,7 +142,7 @@ def check_queue_head(parts: Embedded) -> None:
               applied, old, transport.head - 1, new)
 
 
-def ensure_demo_site(store: ChdbStore, data_dir: pathlib.Path) -> str:
+def ensure_demo_site(store: Store, data_dir: pathlib.Path) -> str:
     """The demo site exists with a key; the key is kept in the data dir to print each start."""
     key_file = data_dir / "demo-key.txt"
     if site_rules.get_site(store, DEMO_DOMAIN) is not None and key_file.exists():

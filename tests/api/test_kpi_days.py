@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+import uncached
 
 from services.api import queries
 from services.api.day_sums import DaySums, Sums
@@ -21,15 +22,6 @@ from .dataset import Loaded
 SITE = "days.test"
 NOW = dt.datetime.now(dt.UTC)
 TODAY = dt.datetime.combine(NOW.date(), dt.time(0), dt.UTC)
-
-REFERENCE = """
-SELECT count() AS sessions, uniqExact(visitor_id) AS visitors, sum(pageviews) AS pageviews,
-    countIf(is_bounce = 1) AS bounces, countIf(has_converted = 1) AS conversions,
-    sum(duration) AS duration_total, sum(max_scroll) AS scroll_total
-FROM sessions FINAL
-WHERE site_id = {site:String}
-  AND started_at >= {start:DateTime64(3, 'UTC')} AND started_at < {end:DateTime64(3, 'UTC')}
-"""
 
 
 def session(n: int, started: dt.datetime, version: int, rng: random.Random) -> dict[str, Any]:
@@ -58,8 +50,8 @@ class Counting:
 
     def reference(self, start: dt.datetime, end: dt.datetime) -> Sums:
         fmt = "%Y-%m-%d %H:%M:%S"
-        return Sums.of(self.store.query(REFERENCE, {"site": SITE, "start": start.strftime(fmt),
-                                                    "end": end.strftime(fmt)})[0])
+        return Sums.of(self.store.query(uncached.KPI_SUMS, {
+            "site": SITE, "start": start.strftime(fmt), "end": end.strftime(fmt)})[0])
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ import random
 from typing import Any
 
 import pytest
+import uncached
 from helpers import event
 
 from services.api import queries
@@ -39,17 +40,6 @@ NOW = dt.datetime.now(dt.UTC)
 TODAY = dt.datetime.combine(NOW.date(), dt.time(0), dt.UTC)
 DOMAINS = [f"shop{n}.example" for n in range(9)]
 MARK_COLUMNS = ("first_click_at", "is_first_click", "clicked_domains", "clicked_first_at")
-
-REFERENCE = """
-SELECT click_domain AS domain, count() AS clicks, uniqExact(session_id) AS unique_clicks
-FROM events FINAL
-WHERE site_id = {site:String}
-  AND timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}
-  AND name = 'click'
-GROUP BY domain
-ORDER BY unique_clicks DESC, clicks DESC, domain ASC
-LIMIT 100
-"""
 
 
 def click(site: str, sid: str, ts: int, domain: str, page: int = 1) -> Event:
@@ -175,7 +165,7 @@ def test_unique_clicks_are_distinct_sessions(store: Store, site: str, start: dt.
                                              end: dt.datetime) -> None:
     params = bounds(site, start, end)
     expected = [(r["domain"], int(r["clicks"]), int(r["unique_clicks"]))
-                for r in store.query(REFERENCE, params)]
+                for r in store.query(uncached.OUTBOUND_DOMAINS, params)]
     run = Recorded(store).run
     rows = asyncio.run(outbound_rows(run, params))
     assert [(r["domain"], int(r["clicks"]), int(r["unique_clicks"])) for r in rows] == expected

@@ -1,6 +1,6 @@
-"""`clickport dev` as a real process: data survives a restart, and an event answered 2xx
-survives ``kill -9`` while beacons are in flight (O1); `sites add` works with and without a
-running dev (O4)."""
+"""`clickport dev` as a real process, on chDB and on a ClickHouse server: data survives a
+restart, and an event answered 2xx survives ``kill -9`` while beacons are in flight (O1);
+`sites add` works with and without a running dev (O4)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from helpers import click, new_sid, pageview
+from helpers import STORES, click, new_sid, pageview, store_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLICKPORT = [sys.executable, "-m", "services.cli"]
@@ -32,11 +32,12 @@ def free_port() -> int:
 
 
 class DevProcess:
-    def __init__(self, data_dir: pathlib.Path) -> None:
+    def __init__(self, data_dir: pathlib.Path, store_env: dict[str, str]) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.env = {**os.environ, "CLICKPORT_DATA_DIR": str(data_dir),
-                    "CLICKPORT_RATE_LIMIT_PER_MINUTE": "0", "CLICKPORT_BATCH_MAX_SECONDS": "0.2"}
+                    "CLICKPORT_RATE_LIMIT_PER_MINUTE": "0", "CLICKPORT_BATCH_MAX_SECONDS": "0.2",
+                    **store_env}
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -78,9 +79,11 @@ class DevProcess:
         return {row["url"]: row["clicks"] for row in response.json()["results"]}
 
 
-@pytest.fixture
-def dev(data_dir: pathlib.Path) -> Iterator[DevProcess]:
-    process = DevProcess(data_dir)
+@pytest.fixture(params=STORES)
+def dev(request: pytest.FixtureRequest, data_dir: pathlib.Path) -> Iterator[DevProcess]:
+    """``clickport dev`` on chDB in its data dir, and on a ClickHouse server
+    (``CLICKPORT_STORE=clickhouse``: the embedded queue in the data dir, the data there)."""
+    process = DevProcess(data_dir, store_env(request))
     yield process
     process.stop()
 

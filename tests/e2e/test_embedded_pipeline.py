@@ -1,4 +1,5 @@
-"""The foundation's promise, through HTTP in one process against chDB: a pageview and two
+"""The foundation's promise, through HTTP in one process, on chDB and on a ClickHouse server
+(``CLICKPORT_STORE=clickhouse``: the embedded queue with a server): a pageview and two
 outbound clicks (www.stripe.com and stripe.com) for one session make the outbound report
 show stripe.com with 2 clicks and 1 unique click, and the session has_clicked, not bounced."""
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import click, new_sid, pageview
+from helpers import STORES, click, new_sid, pageview, store_settings
 from starlette.testclient import TestClient
 
 from services.core.settings import Settings
@@ -20,9 +21,10 @@ UA = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Fi
 PAGE = "http://127.0.0.1/demo"
 
 
-@pytest.fixture
-def client(data_dir: pathlib.Path) -> Iterator[TestClient]:
-    settings = Settings.from_env({}, data_dir=data_dir, batch_max_seconds=0.1)
+@pytest.fixture(params=STORES)
+def client(request: pytest.FixtureRequest, data_dir: pathlib.Path) -> Iterator[TestClient]:
+    settings = Settings.from_env({}, data_dir=data_dir, batch_max_seconds=0.1,
+                                 **store_settings(request))
     with TestClient(build_embedded_app(settings)) as test_client:
         yield test_client
 

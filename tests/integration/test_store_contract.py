@@ -3,7 +3,11 @@ when one is reachable (see conftest `stores`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from typing import Any
+
+import pytest
 
 from services.core.store import Store, load_migrations
 
@@ -84,3 +88,117 @@ def test_a_column_empty_in_the_whole_batch_is_stored_empty(store: Store) -> None
     rows = store.query("SELECT toUnixTimestamp64Milli(created_at) AS ms FROM visitor_salts "
                        "WHERE salt = {s:String}", {"s": sid})
     assert rows == [{"ms": 0}]
+
+
+# What every Store returns for a value of each type: ClickHouse's JSON values, as chDB gives
+# them (services/adapters/clickhouse_values.py). Compared by repr, so 1 is not 1.0 and a
+# tuple is not a list.
+RESULT_VALUES = [
+    ("toDateTime64('2026-01-02 03:04:05.678', 3, 'UTC')", "2026-01-02 03:04:05.678"),
+    ("toDateTime64('2026-01-02 03:04:05.000', 3, 'UTC')", "2026-01-02 03:04:05.000"),
+    ("toDateTime64('2026-01-02 03:04:05.678901', 6, 'UTC')", "2026-01-02 03:04:05.678901"),
+    ("toDateTime64('2026-01-02 03:04:05.678', 0, 'UTC')", "2026-01-02 03:04:05"),
+    ("toDateTime64('1900-01-01 00:00:00.001', 3, 'UTC')", "1900-01-01 00:00:00.001"),
+    ("toDateTime('2026-01-02 03:04:05', 'UTC')", "2026-01-02 03:04:05"),
+    ("toDateTime64('2026-01-02 03:04:05.678', 3, 'Asia/Kolkata')", "2026-01-02 03:04:05.678"),
+    ("toDate('2026-01-02')", "2026-01-02"),
+    ("toDate32('1900-01-02')", "1900-01-02"),
+    ("toUUID('61f0c404-5cb3-11e7-907b-a6006ad3dba0')", "61f0c404-5cb3-11e7-907b-a6006ad3dba0"),
+    ("toIPv4('192.0.2.1')", "192.0.2.1"),
+    ("toUInt64(18446744073709551615)", 18446744073709551615),
+    ("toInt64(-9223372036854775808)", -9223372036854775808),
+    ("toUInt128('340282366920938463463374607431768211455')", 2**128 - 1),
+    ("toInt128('-170141183460469231731687303715884105728')", -(2**127)),
+    ("toDecimal64(12.50, 2)", 12.5),
+    ("toDecimal64(12, 2)", 12),
+    ("toDecimal128('1000000000000000000000000000001', 0)", 10**30 + 1),
+    ("toDecimal128('-0.125', 3)", -0.125),
+    ("toFloat64(0.1)", 0.1),
+    ("toFloat64(2) / 3", 2 / 3),
+    ("toFloat64(3) / 3", 1),
+    ("toFloat64(1e16)", 10**16),
+    ("toFloat64(1e20)", 1e20),
+    ("toFloat64(-0.0)", 0),
+    ("nan", None),
+    ("-inf", None),
+    ("toFloat32(0.1)", 0.1),
+    ("toFloat32(123456.78)", 123456.78),
+    ("[toDateTime64('2026-01-02 03:04:05.678', 3, 'UTC')]", ["2026-01-02 03:04:05.678"]),
+    ("[[toDate('2026-01-02')], []]", [["2026-01-02"], []]),
+    ("(1, toDate('2026-01-02'))", [1, "2026-01-02"]),
+    ("CAST((1, toDate('2026-01-02')), 'Tuple(a UInt8, `b c` Date)')",
+     {"a": 1, "b c": "2026-01-02"}),
+    ("[(1, 'x')]", [[1, "x"]]),
+    ("map(toDate('2026-01-02'), 1, toDate('2026-01-03'), 2)",
+     {"2026-01-02": 1, "2026-01-03": 2}),
+    ("map(7, [toUUID('61f0c404-5cb3-11e7-907b-a6006ad3dba0')])",
+     {"7": ["61f0c404-5cb3-11e7-907b-a6006ad3dba0"]}),
+    ("CAST(NULL, 'Nullable(Date)')", None),
+    ("toNullable(toDate('2026-01-02'))", "2026-01-02"),
+    ("toLowCardinality(toNullable('x'))", "x"),
+    ("[NULL, toFloat64(1.5), nan]", [None, 1.5, None]),
+    ("CAST('a,b', 'Enum8(\\'a,b\\' = 1, \\'c\\' = 2)')", "a,b"),
+    ("true", True),
+]
+
+
+@pytest.mark.parametrize(("expression", "expected"), RESULT_VALUES,
+                         ids=[expression for expression, _ in RESULT_VALUES])
+def test_every_store_returns_the_same_values(store: Store, expression: str,
+                                             expected: object) -> None:
+    rows = store.query(f"SELECT {expression} AS v")
+    assert repr(rows) == repr([{"v": expected}])
+
+
+def test_stored_columns_read_back_as_the_same_values(store: Store) -> None:
+    """The schema's own types, read raw: DateTime64, Date (via toDate), UUID, UInt128 (the
+    materialized session_key, exact past 64 bits) and Array(DateTime64)."""
+    event_id = uuid.uuid4().hex
+    store.insert("events", [event_row(event_id, session_id="typed")])
+    rows = store.query(
+        "SELECT timestamp, toDate(timestamp) AS day, event_id, session_key, "
+        "toString(session_key) AS key_text FROM events WHERE event_id = {e:UUID}",
+        {"e": event_id})
+    assert repr(rows) == repr([{
+        "timestamp": "2025-11-27 21:59:07.607", "day": "2025-11-27",
+        "event_id": str(uuid.UUID(event_id)), "session_key": int(rows[0]["key_text"]),
+        "key_text": rows[0]["key_text"]}])
+    store.insert("sessions", [{
+        "site_id": "example.com", "session_id": "typed", "version": 1,
+        "started_at": 1_764_280_000_000, "last_event_at": 1_764_280_000_001,
+        "clicked_domains": ["a.com"], "clicked_first_at": [1_764_280_000_002]}])
+    rows = store.query("SELECT clicked_first_at, started_at FROM sessions "
+                       "WHERE session_id = 'typed'")
+    assert repr(rows) == repr([{"clicked_first_at": ["2025-11-27 21:46:40.002"],
+                                "started_at": "2025-11-27 21:46:40.000"}])
+
+
+def test_a_timestamp_goes_in_as_milliseconds_or_an_aware_datetime(store: Store) -> None:
+    """Rows carry integer milliseconds; a datetime (naive taken as UTC) is stored as the
+    same instant by every Store, since chDB's Arrow column takes one too."""
+    moment = dt.datetime(2025, 11, 27, 21, 59, 7, 607_000, tzinfo=dt.UTC)
+    sid = uuid.uuid4().hex
+    for stamp in (1_764_280_747_607, moment, moment.replace(tzinfo=None),
+                  moment.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=30)))):
+        store.insert("events", [event_row(uuid.uuid4().hex, session_id=sid, timestamp=stamp)])
+    rows = store.query("SELECT toUnixTimestamp64Milli(timestamp) AS ms FROM events "
+                       "WHERE session_id = {s:String}", {"s": sid})
+    assert rows == [{"ms": 1_764_280_747_607}] * 4
+
+
+def test_a_server_profile_with_the_query_cache_on_changes_no_answer(clickhouse: Any) -> None:
+    """A server's user profile may turn the query cache on (given here in the URL, which the
+    driver sends as the session's settings, as a profile would set them). chDB has none, and
+    ClickHouseStore keeps it off: a cached answer would outlive the rows it counted, and a
+    query with ``currentDatabase()`` in it (every insert reads the columns so) is refused."""
+    from services.adapters.clickhouse_store import ClickHouseStore
+
+    store = ClickHouseStore(clickhouse.fresh_url() + "?use_query_cache=1&query_cache_ttl=600")
+    try:
+        store.migrate()
+        counts = [store.query("SELECT count() AS n FROM events")[0]["n"]]
+        store.insert("events", [event_row(uuid.uuid4().hex)])
+        counts.append(store.query("SELECT count() AS n FROM events")[0]["n"])
+        assert counts == [0, 1]
+    finally:
+        store.close()

@@ -1,8 +1,9 @@
 """Hostile input on ``POST /api/event`` (PRODUCT.md I1, I5, S6) against the real embedded app
-in this process: every answer is 202, 400 or 413 (never 5xx), JSON, with CORS; a 400 names
-the field at fault; and every beacon answered ``{"ok": true}`` is then decoded by the
-sessionizer (``corrupt == 0``), written without a Store error, and stored exactly: the
-``events`` table gains exactly the accepted beacons, with their session ids, kinds and URLs.
+in this process, on chDB and on a ClickHouse server: every answer is 202, 400 or 413 (never
+5xx), JSON, with CORS; a 400 names the field at fault; and every beacon answered
+``{"ok": true}`` is then decoded by the sessionizer (``corrupt == 0``), written without a
+Store error, and stored exactly: the ``events`` table gains exactly the accepted beacons,
+with their session ids, kinds and URLs.
 
 Hypothesis draws (1) beacons that keep the contract but carry hostile content (NUL bytes,
 every Unicode plane, SQL and template metacharacters, absurd URLs, 30 props, unknown fields
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import STORES, store_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -171,9 +173,12 @@ def stored_rows(run: EmbeddedRun) -> Counter[tuple[str, str, str]]:
     return Counter((r["session_id"], r["name"], r["url"]) for r in rows)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRun]:
-    with EmbeddedRun(pathlib.Path(tmp_path_factory.mktemp("fuzz"))) as embedded:
+@pytest.fixture(scope="module", params=STORES)
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[EmbeddedRun]:
+    """On each Store in turn: the hostile strings must arrive exactly through either one."""
+    with EmbeddedRun(pathlib.Path(tmp_path_factory.mktemp("fuzz")),
+                     **store_settings(request)) as embedded:
         yield embedded
 
 

@@ -1,8 +1,9 @@
 """The Store unavailable for a while on the embedded path (PRODUCT.md I5, S6; docs/delivery.md
 "a failed write is retried with backoff while polling pauses; nothing is dropped").
 
-The fault is injected into the real chDB store: `OutageStore` is `ChdbStore` with a switch
-that makes it raise `StoreUnavailable` for N seconds, in three ways:
+The fault is injected into the real Store, on each Store in turn (chDB, and a ClickHouse
+server): `Outage` is the Store with a switch that makes it raise `StoreUnavailable` for N
+seconds, in three ways:
 
 - ``insert``: every insert into ``events``/``sessions`` fails before writing;
 - ``insert-lands``: the insert is written, then the call fails anyway (a timeout after the
@@ -28,14 +29,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+from helpers import STORES, store_settings
 
 import services.embedded.app as embedded_app
 from services.adapters.chdb_store import ChdbStore
+from services.adapters.clickhouse_store import ClickHouseStore
 from services.core import sites as site_rules
 from services.core.event import Event
 from services.core.goals import GOALS_QUERY, goal_from_row
 from services.core.rows import SESSION_COLUMNS_FOR_RELOAD, session_from_row
 from services.core.session import SessionState, apply_event
+from services.core.settings import Settings, StoreKind
 from services.core.store import Row, StoreUnavailable
 
 from .support import LONG, SITE, EmbeddedRun, wait_for, write_figures
@@ -45,13 +49,14 @@ SESSIONS = 60 if LONG else 30
 pytestmark = pytest.mark.timeout(600 if LONG else 180)
 
 
-class OutageStore(ChdbStore):
-    """The real chDB store, made unavailable on demand (fault injection, not a stand-in)."""
+class Outage:
+    """A real Store, made unavailable on demand (fault injection, not a stand-in): mixed
+    into ChdbStore or ClickHouseStore by `outage_store`."""
 
     mode = "insert"
 
-    def __init__(self, path: pathlib.Path) -> None:
-        super().__init__(path)
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.down_until = 0.0
         self.failures = 0
         self._count_lock = threading.Lock()
@@ -67,14 +72,38 @@ class OutageStore(ChdbStore):
     def insert(self, table: str, rows: Sequence[Row], *, dedup_token: str = "") -> None:
         if self.down() and (self.mode == "everything" or table in ("events", "sessions")):
             if self.mode == "insert-lands":
-                super().insert(table, rows, dedup_token=dedup_token)
+                super().insert(table, rows, dedup_token=dedup_token)  # type: ignore[misc]
             self._fail()
-        super().insert(table, rows, dedup_token=dedup_token)
+        super().insert(table, rows, dedup_token=dedup_token)  # type: ignore[misc]
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         if self.down() and self.mode == "everything":
             self._fail()
-        return super().query(sql, params)
+        result: list[dict[str, Any]] = super().query(sql, params)  # type: ignore[misc]
+        return result
+
+
+class ChdbOutage(Outage, ChdbStore):
+    pass
+
+
+class ClickHouseOutage(Outage, ClickHouseStore):
+    pass
+
+
+def outage_store(settings: Settings) -> Outage:
+    """`make_store` with the outage switch, for the embedded app."""
+    if settings.store is StoreKind.CLICKHOUSE:
+        return ClickHouseOutage(settings.clickhouse_url)
+    return ChdbOutage(settings.data_dir / "chdb")
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+               ) -> dict[str, Any]:
+    """The embedded app's Store settings, its Store made by `outage_store`."""
+    monkeypatch.setattr(embedded_app, "make_store", outage_store)
+    return store_settings(request)
 
 
 def beacons(sessions: int) -> list[dict[str, Any]]:
@@ -133,7 +162,7 @@ def event_of_row(row: dict[str, Any]) -> Event:
     )
 
 
-def fold(store: ChdbStore, stream: int) -> dict[str, SessionState]:
+def fold(store: Outage, stream: int) -> dict[str, SessionState]:
     """The sessions a fault-free run makes of the stored events: `apply_event` over them in
     posting order, the n-th accepted beacon at offset n of the queue's stream (a fresh
     queue, one poster)."""
@@ -149,7 +178,7 @@ def fold(store: ChdbStore, stream: int) -> dict[str, SessionState]:
     return states
 
 
-def stored_sessions(store: ChdbStore) -> dict[str, SessionState]:
+def stored_sessions(store: Outage) -> dict[str, SessionState]:
     rows = store.query(f"SELECT {SESSION_COLUMNS_FOR_RELOAD} FROM sessions FINAL "
                        "WHERE site_id = {s:String}", {"s": SITE})
     return {r["session_id"]: session_from_row(r) for r in rows}
@@ -157,14 +186,14 @@ def stored_sessions(store: ChdbStore) -> dict[str, SessionState]:
 
 @pytest.mark.parametrize("mode", ["insert", "insert-lands", "everything"])
 def test_store_outage_stops_consumption_then_catches_up_without_loss(
-        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
-    monkeypatch.setattr(OutageStore, "mode", mode)
-    monkeypatch.setattr(embedded_app, "ChdbStore", OutageStore)
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, mode: str,
+        store_kind: dict[str, Any]) -> None:
+    monkeypatch.setattr(Outage, "mode", mode)
     plan = beacons(SESSIONS)
     third = len(plan) // 3
-    with EmbeddedRun(tmp_path / "data") as run:
-        store: OutageStore = run.store
-        assert isinstance(store, OutageStore)
+    with EmbeddedRun(tmp_path / "data", **store_kind) as run:
+        store: Outage = run.store
+        assert isinstance(store, Outage)
         goal = run.client.post("/api/goals", headers={"x-api-key": run.key}, json={
             "name": "Amazon", "type": "click",
             "conditions": [{"field": "domain", "operator": "contains", "value": "amazon"}]})
@@ -227,8 +256,9 @@ def test_store_outage_stops_consumption_then_catches_up_without_loss(
         assert int(final) == answered == len(plan)
         converted = sum(s.has_converted for s in expected.values())
         assert converted == SESSIONS // 2  # the odd sessions clicked amazon.com
-        write_figures(f"store-outage-{mode}", {
-            "mode": mode, "outage_seconds": OUTAGE_SECONDS, "events_sent": len(plan),
+        on = store_kind.get("store", StoreKind.CHDB).value
+        write_figures(f"store-outage-{mode}-{on}", {
+            "mode": mode, "store": on, "outage_seconds": OUTAGE_SECONDS, "events_sent": len(plan),
             "answered_2xx": answered, "events_stored": int(final),
             "physical_duplicate_rows": int(raw["n"]) - int(raw["ids"]),
             "duplicates_after_final": int(final) - int(raw["ids"]),
@@ -239,11 +269,11 @@ def test_store_outage_stops_consumption_then_catches_up_without_loss(
 
 
 def test_the_api_answers_503_while_the_store_is_down_and_ingest_keeps_accepting(
-        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(OutageStore, "mode", "everything")
-    monkeypatch.setattr(embedded_app, "ChdbStore", OutageStore)
-    with EmbeddedRun(tmp_path / "data") as run:
-        store: OutageStore = run.store
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+        store_kind: dict[str, Any]) -> None:
+    monkeypatch.setattr(Outage, "mode", "everything")
+    with EmbeddedRun(tmp_path / "data", **store_kind) as run:
+        store: Outage = run.store
         cached = {"x-api-key": run.key}
         assert run.client.get("/api/kpis", headers=cached).status_code == 200
         fresh = {"x-api-key": site_rules.create_key(store, SITE)}

@@ -1,6 +1,7 @@
 """The daily random visitor salts (I3): shared by replicas through the Store, rotated at UTC
 midnight, forgotten after a grace period, and never consulted per request. Runs against a
-small in-memory stand-in of the salts table and against chDB (the real SQL, ~0.2 s)."""
+small in-memory stand-in of the salts table, against chDB (the real SQL, ~0.2 s) and against
+a ClickHouse server."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from helpers import pageview
+from helpers import STORES, pageview, store_settings
 
 from services.adapters.chdb_store import ChdbStore
 from services.core.beacon import decode_beacon
@@ -69,15 +70,21 @@ class SaltTable:
             raise StoreUnavailable("salt table is down")
 
 
-@pytest.fixture(params=["table", "chdb"])
+@pytest.fixture(params=["table", *STORES])
 def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Store]:
     if request.param == "table":
         yield SaltTable()
         return
-    chdb = ChdbStore(tmp_path / "chdb")
-    chdb.migrate()
-    yield chdb
-    chdb.close()
+    real: Store
+    if request.param == "chdb":
+        real = ChdbStore(tmp_path / "chdb")
+    else:
+        from services.adapters.clickhouse_store import ClickHouseStore
+
+        real = ClickHouseStore(store_settings(request)["clickhouse_url"])
+    real.migrate()
+    yield real
+    real.close()
 
 
 class Clock:
