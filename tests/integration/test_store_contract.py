@@ -84,3 +84,34 @@ def test_a_column_empty_in_the_whole_batch_is_stored_empty(store: Store) -> None
     rows = store.query("SELECT toUnixTimestamp64Milli(created_at) AS ms FROM visitor_salts "
                        "WHERE salt = {s:String}", {"s": sid})
     assert rows == [{"ms": 0}]
+
+
+def test_typed_columns_arrive_exactly(store: Store) -> None:
+    """Each Store converts our values (hex ids, integer milliseconds, day text, string lists)
+    for its engine its own way; the stored values must be the same."""
+    event_id = uuid.uuid4()
+    store.insert("events", [event_row(event_id.hex, session_id="typed", name="pageview",
+                                      timestamp=1_764_280_747_001, first_click_at=86_400_123,
+                                      meta_keys=["a", "b"], meta_values=["1", "2"])])
+    rows = store.query(
+        "SELECT toString(event_id) AS id, toUnixTimestamp64Milli(timestamp) AS ms, "
+        "toUnixTimestamp64Milli(first_click_at) AS first_ms, name, meta_keys FROM events "
+        "WHERE session_id = 'typed'")
+    assert rows == [{"id": str(event_id), "ms": 1_764_280_747_001, "first_ms": 86_400_123,
+                     "name": "pageview", "meta_keys": ["a", "b"]}]
+    store.insert("sessions", [{"site_id": "example.com", "started_at": 1_764_280_000_000,
+                               "session_id": "typed", "version": 1,
+                               "last_event_at": 1_764_280_000_999,
+                               "clicked_domains": ["a.com", "b.com"],
+                               "clicked_first_at": [1_764_280_000_001, 1_764_280_000_002]}])
+    rows = store.query(
+        "SELECT toUnixTimestamp64Milli(last_event_at) AS last_ms, clicked_domains, "
+        "arrayMap(t -> toUnixTimestamp64Milli(t), clicked_first_at) AS firsts "
+        "FROM sessions WHERE session_id = 'typed'")
+    assert rows == [{"last_ms": 1_764_280_000_999, "clicked_domains": ["a.com", "b.com"],
+                     "firsts": [1_764_280_000_001, 1_764_280_000_002]}]
+    salt = uuid.uuid4().hex  # a day far ahead: kept by the TTL, never read as a salt
+    store.insert("visitor_salts", [{"day": "2100-01-02", "salt": salt}])
+    rows = store.query("SELECT toString(day) AS day FROM visitor_salts WHERE salt = {s:String}",
+                       {"s": salt})
+    assert rows == [{"day": "2100-01-02"}]
