@@ -1,23 +1,23 @@
 """`ClickHouseStore`: the Store on a ClickHouse server over the native protocol
 (clickhouse-driver), running the same migrations and SQL as chDB.
 
-Inserts are columnar (one ``INSERT ... VALUES`` block per batch, types converted once per
-column). Query parameters are bound by the server (``server_side_params``, given when the
-client is built: the driver reads its client settings only then), the same ``{name:Type}``
-syntax chDB uses. A connection error is retried with backoff a few times (safe for inserts:
-they carry a deduplication token) and then surfaced as `StoreUnavailable` naming the server;
-an error the server answers with is `StoreUnavailable` or `StoreRejected` by its code. One
-client per thread: clickhouse-driver clients are not thread-safe. `migrate` creates the
-URL's database when it is missing.
+Inserts are columnar: one Native block per batch, sent to ``INSERT ... SELECT ... FROM
+input(...)`` in types the driver writes without a Python step per value (`_wire`), which
+the server then converts: text for LowCardinality, UUID and Date columns, integer
+milliseconds for DateTime64. Query parameters are bound by the server
+(``server_side_params``, given when the client is built: the driver reads its client
+settings only then), the same ``{name:Type}`` syntax chDB uses. A connection error is
+retried with backoff a few times (safe for inserts: they carry a deduplication token) and
+then surfaced as `StoreUnavailable` naming the server; an error the server answers with is
+`StoreUnavailable` or `StoreRejected` by its code. One client per thread: clickhouse-driver
+clients are not thread-safe. `migrate` creates the URL's database when it is missing.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -38,21 +38,22 @@ from services.core.store import (
 )
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+# Rows per INSERT statement. ``INSERT ... SELECT ... FROM input()`` must get its data as one
+# Native block: after a block the driver waits for an answer that this statement gives only
+# at its end, so a second block would hang it. The driver cuts blocks at its
+# ``insert_block_size``, set to this; a larger batch becomes several statements.
+INSERT_BLOCK_ROWS = 1_048_576
 T = TypeVar("T")
-
-
-def _from_ms(ms: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(milliseconds=int(ms))
 
 
 def _client_for(url: str, database: str | None = None) -> Client:
     host, options = parse_url(url)
     if database is not None:
         options["database"] = database
-    settings = {**options.pop("settings", {}), **STORE_SETTINGS, "server_side_params": True}
+    settings = {**options.pop("settings", {}), **STORE_SETTINGS, "server_side_params": True,
+                "insert_block_size": INSERT_BLOCK_ROWS}
     return Client(host, settings=settings, **options)
 
 
@@ -115,12 +116,26 @@ class ClickHouseStore:
         unknown = [c for c in columns if c not in types]
         if unknown:
             raise StoreRejected(f"{table} has no column(s) {', '.join(unknown)}")
-        data: list[Sequence[Any]] = []
-        for name, values in columns.items():
-            convert = self._converter(types.get(name, ""))
-            data.append(values if convert is None else [convert(value) for value in values])
-        settings = {"insert_deduplication_token": dedup_token} if dedup_token else {}
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
+        structure, select, data = [], [], []
+        for name in columns:
+            wire = _wire(types[name])
+            structure.append(f"{name} {wire.type}")
+            select.append(wire.select.format(name))
+            data.append(wire.convert(columns[name]))
+        sql = (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} "
+               f"FROM input({_literal(', '.join(structure))}) FORMAT Native")
+        step = INSERT_BLOCK_ROWS
+        if len(rows) <= step:
+            self._insert_block(sql, data, dedup_token)
+            return
+        for part, start in enumerate(range(0, len(rows), step)):  # a token per statement
+            self._insert_block(sql, [values[start:start + step] for values in data],
+                               f"{dedup_token}:{part}" if dedup_token else "")
+
+    def _insert_block(self, sql: str, data: list[Sequence[Any]], dedup_token: str) -> None:
+        settings: dict[str, Any] = {}
+        if dedup_token:
+            settings["insert_deduplication_token"] = dedup_token
         self._call(lambda c: c.execute(sql, data, settings=settings, columnar=True))
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -142,20 +157,56 @@ class ClickHouseStore:
                 self._types[table] = {r["name"]: r["type"] for r in rows}
             return self._types[table]
 
-    @staticmethod
-    def _converter(column_type: str) -> Callable[[Any], Any] | None:
-        """How a value of ours becomes the driver's for this column (None: as it is)."""
-        if column_type.startswith("DateTime64"):
-            return _from_ms
-        if column_type.startswith("Array(DateTime64"):
-            return lambda values: [_from_ms(value) for value in values]
-        if column_type == "Date":
-            return _to_date
-        if column_type == "UUID":
-            return lambda value: uuid.UUID(str(value))
-        return None
+
+class _Wire:
+    """How one column travels: the type of its ``input()`` column, the expression that makes
+    the table's value of it (``{}``: the column), and the conversion of our values."""
+
+    __slots__ = ("type", "select", "convert")
+
+    def __init__(self, type_: str, select: str = "{}",
+                 convert: Callable[[Sequence[Any]], Sequence[Any]] | None = None) -> None:
+        self.type, self.select = type_, select
+        self.convert: Callable[[Sequence[Any]], Sequence[Any]] = convert or _as_is
 
 
-def _to_date(value: Any) -> dt.date:
-    """Rows carry a day as ``YYYY-MM-DD`` text (chDB parses it); the driver wants a date."""
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+def _as_is(values: Sequence[Any]) -> Sequence[Any]:
+    return values
+
+
+def _ints(values: Sequence[Any]) -> Sequence[Any]:
+    return [int(value) for value in values]
+
+
+def _texts(values: Sequence[Any]) -> Sequence[Any]:
+    """UUIDs and days as text (rows may carry `uuid.UUID` or `datetime.date` values)."""
+    return [value if type(value) is str else str(value) for value in values]
+
+
+def _int_lists(values: Sequence[Any]) -> Sequence[Any]:
+    return [[int(value) for value in row] for row in values]
+
+
+def _wire(column_type: str) -> _Wire:
+    """The driver writes strings and integers in compiled code, but converts datetimes,
+    UUIDs and LowCardinality dictionaries in Python, value by value; so those columns are
+    sent as text or integers and converted by the server. Rows carry timestamps as integer
+    milliseconds (services.core.store)."""
+    if column_type.startswith("LowCardinality("):
+        return _wire(column_type[len("LowCardinality("):-1])
+    if column_type.startswith("DateTime64"):
+        return _Wire("Int64", "fromUnixTimestamp64Milli({})", _ints)
+    if column_type.startswith("Array(DateTime64"):
+        return _Wire("Array(Int64)", "arrayMap(t -> fromUnixTimestamp64Milli(t), {})",
+                     _int_lists)
+    if column_type in ("UUID", "Date"):
+        return _Wire("String", convert=_texts)
+    if column_type.startswith("Array("):
+        inner = _wire(column_type[len("Array("):-1])
+        if inner.select == "{}" and inner.convert is _as_is:  # Array(LowCardinality(String))
+            return _Wire(f"Array({inner.type})")
+    return _Wire(column_type)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

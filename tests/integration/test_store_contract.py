@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from services.core.store import Store, load_migrations
 
 
@@ -42,6 +44,21 @@ def test_a_retried_batch_with_the_same_token_is_written_once(store: Store) -> No
     for _ in range(3):
         store.insert("events", batch, dedup_token="e-test-token-1")
     assert store.query("SELECT count() AS n FROM events WHERE session_id = 'tok'")[0]["n"] == 3
+
+
+def test_a_batch_of_several_statements_is_written_whole_and_once(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ClickHouseStore sends at most INSERT_BLOCK_ROWS rows per statement; a batch of more is
+    several statements, each deduplicated on its own retry (chDB: one statement anyway)."""
+    from services.adapters import clickhouse_store
+
+    monkeypatch.setattr(clickhouse_store, "INSERT_BLOCK_ROWS", 2)
+    batch = [event_row(uuid.uuid4().hex, session_id="parts") for _ in range(5)]
+    for _ in range(2):
+        store.insert("events", batch, dedup_token="e-test-token-parts")
+    rows = store.query("SELECT count() AS n, uniqExact(event_id) AS ids FROM events "
+                       "WHERE session_id = 'parts'")
+    assert rows == [{"n": 5, "ids": 5}]
 
 
 def test_a_replayed_event_id_is_counted_once_with_final(store: Store) -> None:
