@@ -4,13 +4,14 @@
 Inserts are columnar: one Native block per batch, sent to ``INSERT ... SELECT ... FROM
 input(...)`` in types the driver writes without a Python step per value (`_wire`), which
 the server then converts: text for LowCardinality, UUID and Date columns, integer
-milliseconds for DateTime64. Query parameters are bound by the server
-(``server_side_params``, given when the client is built: the driver reads its client
-settings only then), the same ``{name:Type}`` syntax chDB uses. A connection error is
-retried with backoff a few times (safe for inserts: they carry a deduplication token) and
-then surfaced as `StoreUnavailable` naming the server; an error the server answers with is
-`StoreUnavailable` or `StoreRejected` by its code. One client per thread: clickhouse-driver
-clients are not thread-safe. `migrate` creates the URL's database when it is missing.
+milliseconds for DateTime64. Like ChdbStore's, they skip the Replacing merge of the block.
+Query parameters are bound by the server (``server_side_params``, given when the client is
+built: the driver reads its client settings only then), the same ``{name:Type}`` syntax
+chDB uses. A connection error is retried with backoff a few times (safe for inserts: they
+carry a deduplication token) and then surfaced as `StoreUnavailable` naming the server; an
+error the server answers with is `StoreUnavailable` or `StoreRejected` by its code. One
+client per thread: clickhouse-driver clients are not thread-safe. `migrate` creates the
+URL's database when it is missing.
 """
 
 from __future__ import annotations
@@ -133,7 +134,10 @@ class ClickHouseStore:
                                f"{dedup_token}:{part}" if dedup_token else "")
 
     def _insert_block(self, sql: str, data: list[Sequence[Any]], dedup_token: str) -> None:
-        settings: dict[str, Any] = {}
+        # No Replacing merge of the block while inserting, as ChdbStore: every reader of a
+        # versioned table uses FINAL (or tolerates duplicates), which collapses rows of one
+        # block as it does rows of two.
+        settings: dict[str, Any] = {"optimize_on_insert": 0}
         if dedup_token:
             settings["insert_deduplication_token"] = dedup_token
         self._call(lambda c: c.execute(sql, data, settings=settings, columnar=True))

@@ -97,7 +97,7 @@ def test_the_clickhouse_store_sends_columns_in_types_the_driver_writes_natively(
         "at Int64, n UInt8, tags Array(String), kind String, clicks Array(Int64), "
         "day String') FORMAT Native")
     assert sent["columnar"] is True
-    assert sent["settings"] == {"insert_deduplication_token": "tok"}
+    assert sent["settings"] == {"insert_deduplication_token": "tok", "optimize_on_insert": 0}
     ids, ats, ns, tags, kinds, clicks, days = sent["data"]
     assert list(ids) == ["0" * 32, "f" * 32]
     assert list(ats) == [0, 1500] and all(type(a) is int for a in ats)
@@ -107,7 +107,7 @@ def test_the_clickhouse_store_sends_columns_in_types_the_driver_writes_natively(
     store.insert("t", [{"id": "0" * 32, "at": 5, "n": 3, "tags": (), "kind": "",
                         "clicks": (), "day": "2026-01-02"}])
     assert sent["sql"].startswith("INSERT INTO t (id, at, n, tags, kind, clicks, day) SELECT ")
-    assert sent["data"][2] == [3] and sent["settings"] == {}
+    assert sent["data"][2] == [3] and sent["settings"] == {"optimize_on_insert": 0}
 
 
 def test_the_clickhouse_driver_cuts_blocks_where_the_store_cuts_statements() -> None:
