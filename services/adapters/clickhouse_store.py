@@ -4,8 +4,9 @@
 Inserts are columnar: one Native block per batch, sent to ``INSERT ... SELECT ... FROM
 input(...)`` in types the driver writes without a Python step per value (`_wire`), which
 the server then converts: text for LowCardinality, UUID and Date columns, integer
-milliseconds for DateTime64. Like ChdbStore's, they skip the Replacing merge of the block.
-Query parameters are bound by the server (``server_side_params``, given when the client is
+milliseconds for DateTime64. Like ChdbStore's, they leave a column that is empty in the
+whole batch to its table default, and skip the Replacing merge of the block. Query
+parameters are bound by the server (``server_side_params``, given when the client is
 built: the driver reads its client settings only then), the same ``{name:Type}`` syntax
 chDB uses. A connection error is retried with backoff a few times (safe for inserts: they
 carry a deduplication token) and then surfaced as `StoreUnavailable` naming the server; an
@@ -65,7 +66,7 @@ class ClickHouseStore:
         self._where = f"{parts.hostname}:{parts.port or 9000}"
         self._database = parts.path.lstrip("/") or "default"
         self._local = threading.local()
-        self._types: dict[str, dict[str, str]] = {}
+        self._types: dict[str, tuple[dict[str, str], frozenset[str]]] = {}
         self._types_lock = threading.Lock()
 
     def describe(self) -> str:
@@ -112,18 +113,21 @@ class ClickHouseStore:
             return
         if not _IDENT.match(table):
             raise StoreRejected(f"bad table name {table!r}")
-        types = self._column_types(table)
+        types, zero_default = self._describe(table)
         columns = as_columns(rows)
         unknown = [c for c in columns if c not in types]
         if unknown:
             raise StoreRejected(f"{table} has no column(s) {', '.join(unknown)}")
+        # A column empty in every row of the batch whose table default is that same zero
+        # value is left to the table, as ChdbStore does: nothing to write or send for it.
+        names = [c for c in columns if c not in zero_default or any(columns[c])]
         structure, select, data = [], [], []
-        for name in columns:
+        for name in names:
             wire = _wire(types[name])
             structure.append(f"{name} {wire.type}")
             select.append(wire.select.format(name))
             data.append(wire.convert(columns[name]))
-        sql = (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} "
+        sql = (f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(select)} "
                f"FROM input({_literal(', '.join(structure))}) FORMAT Native")
         step = INSERT_BLOCK_ROWS
         if len(rows) <= step:
@@ -153,12 +157,17 @@ class ClickHouseStore:
         if client is not None:
             client.disconnect()
 
-    def _column_types(self, table: str) -> dict[str, str]:
+    def _describe(self, table: str) -> tuple[dict[str, str], frozenset[str]]:
+        """The table's column types, and its columns without a DEFAULT expression (their
+        default is the type's zero value)."""
         with self._types_lock:
             if table not in self._types:
-                rows = self.query("SELECT name, type FROM system.columns WHERE database = "
-                                  "currentDatabase() AND table = {t:String}", {"t": table})
-                self._types[table] = {r["name"]: r["type"] for r in rows}
+                rows = self.query("SELECT name, type, default_kind FROM system.columns "
+                                  "WHERE database = currentDatabase() AND table = {t:String}",
+                                  {"t": table})
+                self._types[table] = ({r["name"]: r["type"] for r in rows},
+                                      frozenset(r["name"] for r in rows
+                                                if not r["default_kind"]))
             return self._types[table]
 
 
