@@ -27,6 +27,7 @@ BENCHMARKS = {
     "e2e_kafka": "bench.pipeline_kafka",
     "api": "bench.api_latency",
     "tracker": "bench.tracker_click",
+    # "e2e_stack": "bench.pipeline_stack",  separate processes (tests/stack.py): README 4c
     "api_sites": "bench.api_sites",
 }
 # Run only when named in --only: too long for every run.

@@ -1,5 +1,6 @@
 """Benchmark 5, query API: p50/p95 of ``GET /api/outbound-links``, ``/api/kpis`` and a
-session timeline with 1 M and 10 M events of one site in chDB (quick: 100 k and 300 k).
+session timeline with 1 M and 10 M events of one site (quick: 100 k and 300 k), in chDB and,
+side by side, on a ClickHouse server holding the same data.
 
 Data (a child on core 1, in chDB itself: ``INSERT ... SELECT`` from ``numbers()``): N/5
 sessions of five events each, started uniformly over the last 29 days (UTC); half the
@@ -14,15 +15,24 @@ the API's core during the measurement), and merges each finished day into one pa
 running store does by itself an hour after a day ends (migration 006); today keeps its
 parts and its older session versions.
 
+The same SQL, with the same end instant, then generates the same rows in a database of a
+ClickHouse server (tests/clickhouse_server.py) pinned to core 1, where chDB's engine threads
+run in the chDB case; the generator waits for that database's merges and merges its
+finished days in the same way.
+
 Measurement: the API as ``clickport api`` builds it (`bench.apps.api_app`) under uvicorn on
-core 1; a client on core 0 sends one request at a time, warm-up first, then per iteration
-each endpoint (the timeline of a different session each time) interleaved with
-``/bench/engine``, the same SQL run on the Store in-process: the engine's share.
+core 1, one process on chDB and one on a `ClickHouseStore` on the server; a client on core 0
+sends one request at a time, warm-up first (each process's first outbound and KPI requests
+are reported on their own), then per iteration each endpoint (the timeline of a different
+session each time) on each store in turn, each request followed by ``/bench/engine``, the
+same SQL run through the Store from the API process: the engine's share (on the server, the
+driver and the loopback round trips are in it too).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import pathlib
@@ -33,8 +43,10 @@ from typing import Any
 
 import httpx
 
+from bench.clickhouse import drop_database, local_server
 from bench.common import (
     PYTHON,
+    SERVER_CORE,
     UVICORN_FLAGS,
     Context,
     Figure,
@@ -127,16 +139,20 @@ WHERE {all:UInt8} OR cityHash64(s, 10) % 10 < 3
 """
 
 
-def generate(directory: pathlib.Path, events: int, sites: int = 1) -> dict[str, Any]:
+def generate(directory: pathlib.Path, events: int, sites: int = 1,
+             clickhouse_url: str = "", now_ms: int = 0) -> dict[str, Any]:
     """``events`` in all, split evenly over ``sites`` sites: SITE (the one measured) and
-    ``site2.example``... with sessions of their own."""
+    ``site2.example``... with sessions of their own; in chDB in ``directory``, or with the
+    same SQL in the database of ``clickhouse_url`` on a ClickHouse server."""
     from services.adapters.chdb_store import ChdbStore
+    from services.adapters.clickhouse_store import ClickHouseStore
     from services.core.sites import add_site
+    from services.core.store import Store
 
-    store = ChdbStore(directory / "chdb")
+    store: Store = (ClickHouseStore(clickhouse_url) if clickhouse_url
+                    else ChdbStore(directory / "chdb"))
     store.migrate()
-    now_ms = int(time.time() * 1000)
-    base = now_ms - 29 * DAY_MS
+    base = (now_ms or int(time.time() * 1000)) - 29 * DAY_MS
     span = 29 * DAY_MS - 3_600_000
     started = time.perf_counter()
     per_site = events // sites // 5 * 5
@@ -170,7 +186,8 @@ def generate(directory: pathlib.Path, events: int, sites: int = 1) -> dict[str, 
     settle_started = time.perf_counter()
     quiet = 0
     while quiet < 3 and time.perf_counter() - settle_started < 300 * sites:
-        busy = int(store.query("SELECT count() AS n FROM system.merges")[0]["n"])
+        busy = int(store.query("SELECT count() AS n FROM system.merges "
+                               "WHERE database = currentDatabase()")[0]["n"])
         quiet = 0 if busy else quiet + 1
         time.sleep(1.0)
     # Each finished day is then merged into one part, as min_age_to_force_merge_seconds
@@ -184,8 +201,8 @@ def generate(directory: pathlib.Path, events: int, sites: int = 1) -> dict[str, 
             if row["partition"] < today and row["partition_id"].isdigit():
                 store.query(f"OPTIMIZE TABLE {table} PARTITION ID '{row['partition_id']}' FINAL")
     parts = {r["table"]: int(r["n"]) for r in store.query(
-        "SELECT table, count() AS n FROM system.parts WHERE active AND "
-        "table IN ('events', 'sessions') GROUP BY table")}
+        "SELECT table, count() AS n FROM system.parts WHERE active AND database = "
+        "currentDatabase() AND table IN ('events', 'sessions') GROUP BY table")}
     counts = store.query("SELECT (SELECT count() FROM events) AS events, "
                          "(SELECT count() FROM sessions) AS session_rows, "
                          "(SELECT countIf(name = 'click') FROM events) AS clicks, "
@@ -224,67 +241,129 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def measure(ctx: Context, events: int, sites: int = 1) -> dict[str, Any]:
-    directory = ctx.scratch(f"api-{events}-{sites}")
-    say(f"api: generating {events:,} events of {sites} site(s) in chDB (child on core 1)")
-    gen = run_json([PYTHON, "-m", "bench.api_latency", "--dir", str(directory), "--events",
-                    str(events), "--sites", str(sites)])
-    say(f"api: generated in {gen['generate_seconds']:.1f}s, merges settled after "
-        f"{gen['merge_wait_seconds']:.0f}s: {gen['counts']}, active parts {gen['parts']}")
-    port = free_port()
-    server = Server(f"api-{events}", [PYTHON, "-m", "uvicorn", "--factory",
-                                      "bench.apps:api_app", "--port", str(port),
-                                      *UVICORN_FLAGS],
-                    port, env=child_env(BENCH_DATA_DIR=str(directory)),
-                    log_dir=ctx.scratch("logs"), ready_path="/healthz")
-    sids: list[str] = gen["sids"]
-    api: dict[str, list[float]] = {"outbound": [], "kpis": [], "timeline": []}
-    engine: dict[str, list[float]] = {"outbound": [], "kpis": [], "timeline": []}
-    n = ctx.profile.api_requests
-    with server, httpx.Client(base_url=server.base, timeout=120,
-                              headers={"x-api-key": gen["key"]}) as client:
-        def get(endpoint: str, sid: str) -> float:
-            path = {"outbound": "/api/outbound-links?period=30d", "kpis": "/api/kpis?period=30d",
-                    "timeline": f"/api/sessions/{sid}/timeline"}[endpoint]
-            started = time.perf_counter()
-            response = client.get(path)
-            elapsed = (time.perf_counter() - started) * 1000
-            if response.status_code != 200:
-                raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
-            return elapsed
+STORES = {"chdb": "chDB", "server": "ClickHouse server"}
 
-        def eng(endpoint: str, sid: str) -> float:
-            response = client.get("/bench/engine", params={"endpoint": endpoint, "site": SITE,
-                                                           "sid": sid})
-            return float(response.json()["ms"])
 
+class Target:
+    """One Store's side of a measurement: its generated data, the API process on it, and
+    the latencies measured through it."""
+
+    def __init__(self, ctx: Context, store: str, events: int, sites: int, gen: dict[str, Any],
+                 env: dict[str, str]) -> None:
+        self.store, self.gen = store, gen
+        port = free_port()
+        self.server = Server(f"api-{store}-{events}-{sites}",
+                             [PYTHON, "-m", "uvicorn", "--factory", "bench.apps:api_app",
+                              "--port", str(port), *UVICORN_FLAGS],
+                             port, env=env, log_dir=ctx.scratch("logs"), ready_path="/healthz")
+        self.client = httpx.Client(base_url=self.server.base, timeout=120,
+                                   headers={"x-api-key": gen["key"]})
+        self.sids: list[str] = gen["sids"]
+        self.api: dict[str, list[float]] = {"outbound": [], "kpis": [], "timeline": []}
+        self.engine: dict[str, list[float]] = {"outbound": [], "kpis": [], "timeline": []}
+        self.cold: dict[str, float] = {}
+        self.answers: dict[str, Any] = {}
+
+    def get(self, endpoint: str, sid: str) -> float:
+        path = {"outbound": "/api/outbound-links?period=30d", "kpis": "/api/kpis?period=30d",
+                "timeline": f"/api/sessions/{sid}/timeline"}[endpoint]
+        started = time.perf_counter()
+        response = self.client.get(path)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise RuntimeError(f"{self.store} {path}: {response.status_code} "
+                               f"{response.text[:300]}")
+        return elapsed
+
+    def eng(self, endpoint: str, sid: str) -> float:
+        response = self.client.get("/bench/engine", params={"endpoint": endpoint, "site": SITE,
+                                                            "sid": sid})
+        return float(response.json()["ms"])
+
+    def warm_up(self) -> None:
         # The first outbound and KPI requests of a fresh API process read every day of their
         # periods; later ones reuse the finished days (services/api/outbound_days.py and
         # day_sums.py). Reported on their own. The first request also fills the key cache.
-        outbound_cold = get("outbound", sids[0])
-        kpis_cold = get("kpis", sids[0])
+        self.cold = {"outbound": self.get("outbound", self.sids[0]),
+                     "kpis": self.get("kpis", self.sids[0])}
         for i in range(3):  # warm-up: key cache, marks, page cache
-            for endpoint in api:
-                get(endpoint, sids[-1 - i])
-                eng(endpoint, sids[-1 - i])
-        body = client.get("/api/outbound-links?period=30d").json()
-        kpis = client.get("/api/kpis?period=30d").json()["results"]
+            for endpoint in self.api:
+                self.get(endpoint, self.sids[-1 - i])
+                self.eng(endpoint, self.sids[-1 - i])
+        self.answers = {
+            "outbound": self.client.get("/api/outbound-links?period=30d").json()["results"],
+            "kpis": self.client.get("/api/kpis?period=30d").json()["results"]}
+
+    def result(self, events: int, sites: int) -> dict[str, Any]:
+        return {"events": events, "sites": sites, "store": self.store, "api": self.api,
+                "engine": self.engine, "gen": self.gen,
+                "domains_returned": len(self.answers["outbound"]),
+                "kpis": self.answers["kpis"], "kpis_cold": self.cold["kpis"],
+                "outbound_cold": self.cold["outbound"]}
+
+
+def measure(ctx: Context, events: int, sites: int = 1,
+            clickhouse: Any = None) -> dict[str, dict[str, Any]]:
+    """The API on ``events`` generated events in chDB and, given a ClickHouse server, the
+    same events (same SQL, same clock) on the server; the two measured interleaved, request
+    by request. Results per store."""
+    directory = ctx.scratch(f"api-{events}-{sites}")
+    now_ms = int(time.time() * 1000)  # both stores' data end at the same instant
+    argv = [PYTHON, "-m", "bench.api_latency", "--dir", str(directory), "--events",
+            str(events), "--sites", str(sites), "--now-ms", str(now_ms)]
+    database = f"bench_api_{size_name(events)}_{sites}".lower()
+    targets = []
+    for store in ("chdb", "server") if clickhouse is not None else ("chdb",):
+        url = clickhouse.url(database) if store == "server" else ""
+        say(f"api: generating {events:,} events of {sites} site(s) in {STORES[store]} "
+            f"(child on core 1)")
+        gen = run_json(argv + (["--clickhouse-url", url] if url else []))
+        say(f"api: generated in {gen['generate_seconds']:.1f}s, merges settled after "
+            f"{gen['merge_wait_seconds']:.0f}s: {gen['counts']}, active parts {gen['parts']}")
+        env = (child_env(BENCH_CLICKHOUSE_URL=url) if url
+               else child_env(BENCH_DATA_DIR=str(directory)))
+        targets.append(Target(ctx, store, events, sites, gen, env))
+    n = ctx.profile.api_requests
+    with contextlib.ExitStack() as stack:
+        for target in targets:
+            stack.enter_context(target.server)
+            stack.enter_context(target.client)
+        for target in targets:
+            target.warm_up()
         for i in range(n):
-            sid = sids[i % len(sids)]
-            for endpoint in api:
-                api[endpoint].append(get(endpoint, sid))
-                engine[endpoint].append(eng(endpoint, sid))
-    summary = {e: (statistics.median(v), pct(v, 0.95)) for e, v in api.items()}
-    say(f"api {events:,} ({sites} site(s)): " + "; ".join(f"{e} p50 {a:.1f} ms p95 {b:.1f} ms"
-                                       for e, (a, b) in summary.items()))
-    return {"events": events, "sites": sites, "api": api, "engine": engine, "gen": gen,
-            "domains_returned": len(body["results"]), "kpis": kpis, "kpis_cold": kpis_cold,
-            "outbound_cold": outbound_cold}
+            for endpoint in ("outbound", "kpis", "timeline"):
+                for target in targets:  # the stores in turn, request by request
+                    sid = target.sids[i % len(target.sids)]
+                    target.api[endpoint].append(target.get(endpoint, sid))
+                    target.engine[endpoint].append(target.eng(endpoint, sid))
+    if clickhouse is not None:
+        drop_database(clickhouse, database)
+    out = {t.store: t.result(events, sites) for t in targets}
+    for target in targets:
+        summary = {e: (statistics.median(v), pct(v, 0.95)) for e, v in target.api.items()}
+        say(f"api {events:,} ({sites} site(s)) on {STORES[target.store]}: " + "; ".join(
+            f"{e} p50 {a:.1f} ms p95 {b:.1f} ms" for e, (a, b) in summary.items()))
+    if len(targets) > 1:
+        same = targets[0].answers == targets[1].answers
+        out["server"]["same_answers_as_chdb"] = same
+        say(f"api {events:,}: the two stores answer outbound and KPIs "
+            f"{'identically' if same else 'DIFFERENTLY'}")
+    return out
+
+
+# The ClickHouse server's core in this benchmark: the API's, where chDB's engine threads are
+# (bench/README.md, 5 says why).
+SERVER_STORE_CORE = SERVER_CORE
 
 
 def run(ctx: Context) -> list[Figure]:
     sizes = ctx.profile.api_sizes
-    return figures([measure(ctx, n) for n in sizes], ctx.command("api"), "api", sizes[-1])
+    with local_server(ctx.scratch("api-clickhouse"), SERVER_STORE_CORE) as clickhouse:
+        results = [measure(ctx, n, clickhouse=clickhouse) for n in sizes]
+    cmd = ctx.command("api")
+    return (figures([r["chdb"] for r in results], cmd, "api", sizes[-1])
+            + figures([r["server"] for r in results], cmd, "api.server", sizes[-1],
+                      f", ClickHouse server on core {SERVER_STORE_CORE}"))
 
 
 TARGETS = {"outbound": 100.0, "kpis": 100.0, "timeline": 30.0}
@@ -297,16 +376,19 @@ def size_name(events: int) -> str:
 
 
 def figures(results: list[dict[str, Any]], cmd: str, prefix: str,
-            judged: int) -> list[Figure]:
+            judged: int, on: str = "") -> list[Figure]:
     """The figures of measured sets; the targets are judged at ``judged`` events of one
-    site, and shown for information on the others."""
+    site, and shown for information on the others. ``on``: where the Store was, if not
+    chDB."""
     out = []
     for r in results:
         sites = int(r["sites"])
         size = size_name(r["events"]) + (f"_{sites}sites" if sites > 1 else "")
         where = (f"{size_name(r['events'] // sites)} events of one site among {sites} "
                  f"({size_name(r['events'])} in the store)" if sites > 1
-                 else f"{size_name(r['events'])} events")
+                 else f"{size_name(r['events'])} events") + on
+        probe = ("same SQL on the Store in-process (p95)" if not on else
+                 "same SQL through the Store from the API process (p95)")
         for endpoint, ms in r["api"].items():
             is_judged = r["events"] == judged and sites == 1
             eng = r["engine"][endpoint]
@@ -316,7 +398,7 @@ def figures(results: list[dict[str, Any]], cmd: str, prefix: str,
                 name=f"{LABELS[endpoint]} p95, {where} "
                      f"({r['gen']['counts']['session_rows']:,} session rows in all)",
                 unit="ms", runs=p95s,
-                baseline_name="same SQL on the Store in-process (p95)",
+                baseline_name=probe,
                 baseline_runs=[pct(eng, 0.95)], ratios=[pct(eng, 0.95) / p95s[0]],
                 target=(f"<= {TARGETS[endpoint]:.0f} ms p95" + (
                     "" if is_judged else f" (at {size_name(judged)} of one site)")),
@@ -344,6 +426,9 @@ if __name__ == "__main__":
     parser.add_argument("--dir", type=pathlib.Path, required=True)
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--sites", type=int, default=1)
+    parser.add_argument("--clickhouse-url", default="", help="a ClickHouse server, not chDB")
+    parser.add_argument("--now-ms", type=int, default=0, help="the data's end (default: now)")
     args = parser.parse_args()
     print(f"generating {args.events} events", file=sys.stderr, flush=True)
-    print(json.dumps(generate(args.dir, args.events, args.sites)))
+    print(json.dumps(generate(args.dir, args.events, args.sites, args.clickhouse_url,
+                              args.now_ms)))

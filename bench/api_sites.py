@@ -12,5 +12,5 @@ from bench.common import Context, Figure
 
 def run(ctx: Context) -> list[Figure]:
     events, sites = (100_000_000, 50) if ctx.profile.name == "full" else (1_000_000, 5)
-    return figures([measure(ctx, events, sites)], ctx.command("api_sites"), "api_sites",
+    return figures([measure(ctx, events, sites)["chdb"]], ctx.command("api_sites"), "api_sites",
                    ctx.profile.api_sizes[-1])

@@ -4,7 +4,8 @@
 - `ingest_memory_app`: ingest alone on the embedded disk queue (no sessionizer in the
   process, unlike ``clickport dev``): ``clickport ingest``'s composition root with the disk
   queue as Transport; sites and visitor salts from a chDB store in ``BENCH_DATA_DIR``.
-- `api_app`: the query API as ``clickport api`` builds it, plus an engine probe.
+- `api_app`: the query API as ``clickport api`` builds it, plus an engine probe; on chDB in
+  ``BENCH_DATA_DIR``, or on the ClickHouse server at ``BENCH_CLICKHOUSE_URL``.
 """
 
 from __future__ import annotations
@@ -65,20 +66,25 @@ def ingest_memory_app() -> Any:
 
 def api_app() -> Starlette:
     """The query API exactly as ``clickport api`` builds it (`build_api_app` on a chDB store in
-    ``BENCH_DATA_DIR``), plus ``GET /bench/engine?endpoint=...``: the same SQL an endpoint
-    runs, called on the Store directly, answering the milliseconds it took in-process: the
-    engine's share of the endpoint's latency, measured interleaved with it."""
+    ``BENCH_DATA_DIR``, or a `ClickHouseStore` on ``BENCH_CLICKHOUSE_URL`` when set), plus
+    ``GET /bench/engine?endpoint=...``: the same SQL an endpoint runs, called on the Store
+    directly, answering the milliseconds it took in-process: the engine's share of the
+    endpoint's latency, measured interleaved with it."""
     import time
 
     from services.adapters.chdb_store import ChdbStore
+    from services.adapters.clickhouse_store import ClickHouseStore
     from services.api import queries
     from services.api.day_sums import DaySums
     from services.api.outbound import with_examples
     from services.api.outbound_days import OutboundDays
     from services.api.periods import resolve_period
+    from services.core.store import Store
     from services.servers.api_server import build_api_app
 
-    store = ChdbStore(pathlib.Path(os.environ["BENCH_DATA_DIR"]) / "chdb")
+    url = os.environ.get("BENCH_CLICKHOUSE_URL", "")
+    store: Store = (ClickHouseStore(url) if url
+                    else ChdbStore(pathlib.Path(os.environ["BENCH_DATA_DIR"]) / "chdb"))
     app = build_api_app(store)
 
     async def run(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -1,7 +1,10 @@
 """Where the time goes: sample a stage's hot path with py-spy (``pip install py-spy``; not
 a project dependency) and print the top frames, self and inclusive.
 
-    python -m bench.profile ingest-memory|ingest-dev|ingest-kafka|sessionizer|store
+    python -m bench.profile ingest-memory|ingest-dev|ingest-kafka|sessionizer|
+                            sessionizer-server|store
+
+(sessionizer-server: into a ClickHouse server pinned to core 0, as benchmark 2a runs it.)
 
 Each target runs the same setup as its benchmark (same sizes as the full profile, same
 cores); the raw py-spy samples are left in the scratch directory it prints.
@@ -86,7 +89,7 @@ def profile_child(ctx: Context, argv: list[str], name: str) -> pathlib.Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("target", choices=["ingest-memory", "ingest-dev", "ingest-kafka",
-                                           "sessionizer", "store"])
+                                           "sessionizer", "sessionizer-server", "store"])
     args = parser.parse_args()
     if shutil.which(SPY) is None and not pathlib.Path(SPY).exists():
         sys.exit("py-spy is missing: .venv/bin/pip install py-spy")
@@ -94,18 +97,25 @@ def main() -> None:
     try:
         if args.target.startswith("ingest-"):
             raw = profile_ingest(ctx, args.target.removeprefix("ingest-"))
-        elif args.target == "sessionizer":
+        elif args.target in ("sessionizer", "sessionizer-server"):
+            from bench.clickhouse import local_server, server_pid
             from bench.kafka import new_topic
-            from bench.sessionizer_throughput import PARTITIONS, prefill
+            from bench.sessionizer_throughput import PARTITIONS, SERVER_STORE_CORE, prefill
 
             n = FULL.sessionizer_events
             topic = new_topic(ctx.broker.bootstrap, f"profile.{uuid.uuid4().hex[:6]}",
                               PARTITIONS)
             asyncio.run(prefill(ctx.broker.bootstrap, topic, n))
-            raw = profile_child(ctx, [PYTHON, "-m", "bench.sessionizer_throughput",
-                                      "sessionizer", "--bootstrap", ctx.broker.bootstrap,
-                                      "--topic", topic, "--count", str(n), "--dir",
-                                      str(ctx.scratch("ses"))], "sessionizer")
+            argv = [PYTHON, "-m", "bench.sessionizer_throughput", "sessionizer",
+                    "--bootstrap", ctx.broker.bootstrap, "--topic", topic, "--count", str(n)]
+            if args.target == "sessionizer":
+                raw = profile_child(ctx, [*argv, "--dir", str(ctx.scratch("ses"))],
+                                    "sessionizer")
+            else:
+                with local_server(ctx.scratch("clickhouse"), SERVER_STORE_CORE) as server:
+                    raw = profile_child(ctx, [*argv, "--clickhouse-url", server.url("profile"),
+                                              "--server-pid", str(server_pid(server))],
+                                        "sessionizer-server")
         else:
             raw = profile_child(ctx, [PYTHON, "-m", "bench.store_insert", "--rows",
                                       str(FULL.store_rows), "--rounds", "1", "--dir",

@@ -86,6 +86,45 @@ def table(figures: list[Figure]) -> list[str]:
     return lines
 
 
+def store_pairs(figures: list[Figure]) -> list[tuple[str, Figure, Figure]]:
+    """The figures measured on both Stores in one run: (what, on chDB, on the server)."""
+    by_id = {f.id: f for f in figures}
+    pairs = []
+    if "sessionizer.throughput" in by_id and "sessionizer.server.throughput" in by_id:
+        pairs.append(("sessionizer, events/s (ratio to the raw loop)",
+                      by_id["sessionizer.throughput"], by_id["sessionizer.server.throughput"]))
+    for f in figures:
+        rest = f.id.removeprefix("api.")
+        server = by_id.get(f"api.server.{rest}")
+        if f.id.startswith("api.") and not rest.startswith("server.") and server is not None:
+            endpoint, size = rest.split(".")[:2]
+            what = (f"API {endpoint}, {size} events, p95" if f.id.endswith(".p95") else
+                    f"API {endpoint.replace('_first', '')}, {size} events, first request")
+            pairs.append((what, f, server))
+    return pairs
+
+
+def store_table(figures: list[Figure]) -> list[str]:
+    """chDB and the ClickHouse server side by side, for the figures measured on both."""
+    pairs = store_pairs(figures)
+    if not pairs:
+        return []
+
+    def shown(f: Figure) -> str:
+        ratio = f" ({num(f.ratio, 'ratio')} x)" if f.ratio is not None and f.unit != "ms" else ""
+        verdict = {True: " pass", False: " **MISS**", None: ""}[f.passed]
+        return f"{num(f.value)} {f.unit}{ratio}{verdict}"
+
+    lines = ["", "chDB and the ClickHouse server, side by side (same run):", "",
+             "| figure | chDB | ClickHouse server | server / chDB | target |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    for what, chdb, server in pairs:
+        factor = (num(server.value / chdb.value, "ratio")
+                  if server.value is not None and chdb.value else "–")
+        lines.append(f"| {what} | {shown(chdb)} | {shown(server)} | {factor} | {chdb.target} |")
+    return lines
+
+
 def section(profile: str, title: str) -> list[str]:
     data = load_results(profile)
     figures = [Figure.from_dict(f) for f in data["figures"]]
@@ -101,6 +140,7 @@ def section(profile: str, title: str) -> list[str]:
             f"(other work shares this machine). Run at: {when}. Durations: {durations}.",
             "", f"Load average (1 min) before -> after each benchmark: {load}.", ""]
     out += table(figures)
+    out += store_table(figures)
     if data["errors"]:
         out += ["", "Benchmarks that failed in their last run:", ""]
         out += [f"- `{k}`: {v}" for k, v in data["errors"].items()]

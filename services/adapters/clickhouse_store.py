@@ -1,15 +1,19 @@
 """`ClickHouseStore`: the Store on a ClickHouse server over the native protocol
 (clickhouse-driver), running the same migrations and SQL as chDB.
 
-Inserts are columnar (one ``INSERT ... VALUES`` block per batch, types converted once per
-column). Query parameters are bound by the server (``server_side_params``, given when the
-client is built: the driver reads its client settings only then), the same ``{name:Type}``
-syntax chDB uses. Result values become what chDB's JSON gives (clickhouse_values.py), so
-both Stores return the same rows. A connection error is retried with backoff a few times
-(safe for inserts: they carry a deduplication token) and then surfaced as
-`StoreUnavailable` naming the server; an error the server answers with is
-`StoreUnavailable` or `StoreRejected` by its code. One client per thread: clickhouse-driver
-clients are not thread-safe. `migrate` creates the URL's database when it is missing.
+Inserts are columnar: one Native block per batch, sent to ``INSERT ... SELECT ... FROM
+input(...)`` in types the driver writes without a Python step per value (`_wire`), which
+the server then converts: text for LowCardinality, UUID and Date columns, integer
+milliseconds for DateTime64. Like ChdbStore's, they leave a column that is empty in the
+whole batch to its table default, and skip the Replacing merge of the block. Query
+parameters are bound by the server (``server_side_params``, given when the client is
+built: the driver reads its client settings only then), the same ``{name:Type}`` syntax
+chDB uses. Result values become what chDB's JSON gives (clickhouse_values.py), so both
+Stores return the same rows. A connection error is retried with backoff a few times (safe
+for inserts: they carry a deduplication token) and then surfaced as `StoreUnavailable`
+naming the server; an error the server answers with is `StoreUnavailable` or
+`StoreRejected` by its code. One client per thread: clickhouse-driver clients are not
+thread-safe. `migrate` creates the URL's database when it is missing.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import datetime as dt
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -48,15 +51,12 @@ RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 # part list: day_sums.py), and a query with a non-deterministic function is refused
 # outright (``currentDatabase()``, so every insert would fail).
 SERVER_SETTINGS = {"use_query_cache": 0}
+# Rows per INSERT statement. ``INSERT ... SELECT ... FROM input()`` must get its data as one
+# Native block: after a block the driver waits for an answer that this statement gives only
+# at its end, so a second block would hang it. The driver cuts blocks at its
+# ``insert_block_size``, set to this; a larger batch becomes several statements.
+INSERT_BLOCK_ROWS = 1_048_576
 T = TypeVar("T")
-
-
-def _from_ms(ms: int | dt.datetime) -> dt.datetime:
-    """Integer milliseconds (the seam's form) to the driver's datetime. A datetime is taken
-    as it is, naive as UTC, because chDB's Arrow column takes one that way too."""
-    if isinstance(ms, dt.datetime):
-        return ms if ms.tzinfo is not None else ms.replace(tzinfo=dt.UTC)
-    return _EPOCH + dt.timedelta(milliseconds=int(ms))
 
 
 def _client_for(url: str, database: str | None = None) -> Client:
@@ -64,7 +64,7 @@ def _client_for(url: str, database: str | None = None) -> Client:
     if database is not None:
         options["database"] = database
     settings = {**options.pop("settings", {}), **STORE_SETTINGS, **SERVER_SETTINGS,
-                "server_side_params": True}
+                "server_side_params": True, "insert_block_size": INSERT_BLOCK_ROWS}
     return Client(host, settings=settings, **options)
 
 
@@ -75,7 +75,7 @@ class ClickHouseStore:
         self._where = f"{parts.hostname}:{parts.port or 9000}"
         self._database = parts.path.lstrip("/") or "default"
         self._local = threading.local()
-        self._types: dict[str, dict[str, str]] = {}
+        self._types: dict[str, tuple[dict[str, str], frozenset[str]]] = {}
         self._types_lock = threading.Lock()
 
     def describe(self) -> str:
@@ -122,17 +122,37 @@ class ClickHouseStore:
             return
         if not _IDENT.match(table):
             raise StoreRejected(f"bad table name {table!r}")
-        types = self._column_types(table)
+        types, zero_default = self._describe(table)
         columns = as_columns(rows)
         unknown = [c for c in columns if c not in types]
         if unknown:
             raise StoreRejected(f"{table} has no column(s) {', '.join(unknown)}")
-        data: list[Sequence[Any]] = []
-        for name, values in columns.items():
-            convert = self._converter(types.get(name, ""))
-            data.append(values if convert is None else [convert(value) for value in values])
-        settings = {"insert_deduplication_token": dedup_token} if dedup_token else {}
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
+        # A column empty in every row of the batch whose table default is that same zero
+        # value is left to the table, as ChdbStore does: nothing to write or send for it.
+        names = [c for c in columns if c not in zero_default or any(columns[c])]
+        structure, select, data = [], [], []
+        for name in names:
+            wire = _wire(types[name])
+            structure.append(f"{name} {wire.type}")
+            select.append(wire.select.format(name))
+            data.append(wire.convert(columns[name]))
+        sql = (f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(select)} "
+               f"FROM input({_literal(', '.join(structure))}) FORMAT Native")
+        step = INSERT_BLOCK_ROWS
+        if len(rows) <= step:
+            self._insert_block(sql, data, dedup_token)
+            return
+        for part, start in enumerate(range(0, len(rows), step)):  # a token per statement
+            self._insert_block(sql, [values[start:start + step] for values in data],
+                               f"{dedup_token}:{part}" if dedup_token else "")
+
+    def _insert_block(self, sql: str, data: list[Sequence[Any]], dedup_token: str) -> None:
+        # No Replacing merge of the block while inserting, as ChdbStore: every reader of a
+        # versioned table uses FINAL (or tolerates duplicates), which collapses rows of one
+        # block as it does rows of two.
+        settings: dict[str, Any] = {"optimize_on_insert": 0}
+        if dedup_token:
+            settings["insert_deduplication_token"] = dedup_token
         self._call(lambda c: c.execute(sql, data, settings=settings, columnar=True))
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -156,28 +176,78 @@ class ClickHouseStore:
         if client is not None:
             client.disconnect()
 
-    def _column_types(self, table: str) -> dict[str, str]:
+    def _describe(self, table: str) -> tuple[dict[str, str], frozenset[str]]:
+        """The table's column types, and its columns without a DEFAULT expression (their
+        default is the type's zero value)."""
         with self._types_lock:
             if table not in self._types:
-                rows = self.query("SELECT name, type FROM system.columns WHERE database = "
-                                  "currentDatabase() AND table = {t:String}", {"t": table})
-                self._types[table] = {r["name"]: r["type"] for r in rows}
+                rows = self.query("SELECT name, type, default_kind FROM system.columns "
+                                  "WHERE database = currentDatabase() AND table = {t:String}",
+                                  {"t": table})
+                self._types[table] = ({r["name"]: r["type"] for r in rows},
+                                      frozenset(r["name"] for r in rows
+                                                if not r["default_kind"]))
             return self._types[table]
 
-    @staticmethod
-    def _converter(column_type: str) -> Callable[[Any], Any] | None:
-        """How a value of ours becomes the driver's for this column (None: as it is)."""
-        if column_type.startswith("DateTime64"):
-            return _from_ms
-        if column_type.startswith("Array(DateTime64"):
-            return lambda values: [_from_ms(value) for value in values]
-        if column_type == "Date":
-            return _to_date
-        if column_type == "UUID":
-            return lambda value: uuid.UUID(str(value))
-        return None
+
+class _Wire:
+    """How one column travels: the type of its ``input()`` column, the expression that makes
+    the table's value of it (``{}``: the column), and the conversion of our values."""
+
+    __slots__ = ("type", "select", "convert")
+
+    def __init__(self, type_: str, select: str = "{}",
+                 convert: Callable[[Sequence[Any]], Sequence[Any]] | None = None) -> None:
+        self.type, self.select = type_, select
+        self.convert: Callable[[Sequence[Any]], Sequence[Any]] = convert or _as_is
 
 
-def _to_date(value: Any) -> dt.date:
-    """Rows carry a day as ``YYYY-MM-DD`` text (chDB parses it); the driver wants a date."""
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+def _as_is(values: Sequence[Any]) -> Sequence[Any]:
+    return values
+
+
+def _millis(values: Sequence[Any]) -> Sequence[Any]:
+    """Integer milliseconds (the seam's form). A datetime is taken too, naive as UTC, as
+    ChdbStore's Arrow column takes one."""
+    return [value if type(value) is int else _ms(value) for value in values]
+
+
+def _ms(value: Any) -> int:
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return (aware - _EPOCH) // dt.timedelta(milliseconds=1)
+    return int(value)
+
+
+def _texts(values: Sequence[Any]) -> Sequence[Any]:
+    """UUIDs and days as text (rows may carry `uuid.UUID` or `datetime.date` values)."""
+    return [value if type(value) is str else str(value) for value in values]
+
+
+def _millis_lists(values: Sequence[Any]) -> Sequence[Any]:
+    return [_millis(row) for row in values]
+
+
+def _wire(column_type: str) -> _Wire:
+    """The driver writes strings and integers in compiled code, but converts datetimes,
+    UUIDs and LowCardinality dictionaries in Python, value by value; so those columns are
+    sent as text or integers and converted by the server. Rows carry timestamps as integer
+    milliseconds (services.core.store)."""
+    if column_type.startswith("LowCardinality("):
+        return _wire(column_type[len("LowCardinality("):-1])
+    if column_type.startswith("DateTime64"):
+        return _Wire("Int64", "fromUnixTimestamp64Milli({})", _millis)
+    if column_type.startswith("Array(DateTime64"):
+        return _Wire("Array(Int64)", "arrayMap(t -> fromUnixTimestamp64Milli(t), {})",
+                     _millis_lists)
+    if column_type in ("UUID", "Date"):
+        return _Wire("String", convert=_texts)
+    if column_type.startswith("Array("):
+        inner = _wire(column_type[len("Array("):-1])
+        if inner.select == "{}" and inner.convert is _as_is:  # Array(LowCardinality(String))
+            return _Wire(f"Array({inner.type})")
+    return _Wire(column_type)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

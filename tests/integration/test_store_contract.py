@@ -48,6 +48,21 @@ def test_a_retried_batch_with_the_same_token_is_written_once(store: Store) -> No
     assert store.query("SELECT count() AS n FROM events WHERE session_id = 'tok'")[0]["n"] == 3
 
 
+def test_a_batch_of_several_statements_is_written_whole_and_once(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ClickHouseStore sends at most INSERT_BLOCK_ROWS rows per statement; a batch of more is
+    several statements, each deduplicated on its own retry (chDB: one statement anyway)."""
+    from services.adapters import clickhouse_store
+
+    monkeypatch.setattr(clickhouse_store, "INSERT_BLOCK_ROWS", 2)
+    batch = [event_row(uuid.uuid4().hex, session_id="parts") for _ in range(5)]
+    for _ in range(2):
+        store.insert("events", batch, dedup_token="e-test-token-parts")
+    rows = store.query("SELECT count() AS n, uniqExact(event_id) AS ids FROM events "
+                       "WHERE session_id = 'parts'")
+    assert rows == [{"n": 5, "ids": 5}]
+
+
 def test_a_replayed_event_id_is_counted_once_with_final(store: Store) -> None:
     event_id = uuid.uuid4().hex
     store.insert("events", [event_row(event_id, session_id="rep")])
@@ -202,3 +217,34 @@ def test_a_server_profile_with_the_query_cache_on_changes_no_answer(clickhouse: 
         assert counts == [0, 1]
     finally:
         store.close()
+
+
+def test_typed_columns_arrive_exactly(store: Store) -> None:
+    """Each Store converts our values (hex ids, integer milliseconds, day text, string lists)
+    for its engine its own way; the stored values must be the same."""
+    event_id = uuid.uuid4()
+    store.insert("events", [event_row(event_id.hex, session_id="typed-wire", name="pageview",
+                                      timestamp=1_764_280_747_001, first_click_at=86_400_123,
+                                      meta_keys=["a", "b"], meta_values=["1", "2"])])
+    rows = store.query(
+        "SELECT toString(event_id) AS id, toUnixTimestamp64Milli(timestamp) AS ms, "
+        "toUnixTimestamp64Milli(first_click_at) AS first_ms, name, meta_keys FROM events "
+        "WHERE session_id = 'typed-wire'")
+    assert rows == [{"id": str(event_id), "ms": 1_764_280_747_001, "first_ms": 86_400_123,
+                     "name": "pageview", "meta_keys": ["a", "b"]}]
+    store.insert("sessions", [{"site_id": "example.com", "started_at": 1_764_280_000_000,
+                               "session_id": "typed-wire", "version": 1,
+                               "last_event_at": 1_764_280_000_999,
+                               "clicked_domains": ["a.com", "b.com"],
+                               "clicked_first_at": [1_764_280_000_001, 1_764_280_000_002]}])
+    rows = store.query(
+        "SELECT toUnixTimestamp64Milli(last_event_at) AS last_ms, clicked_domains, "
+        "arrayMap(t -> toUnixTimestamp64Milli(t), clicked_first_at) AS firsts "
+        "FROM sessions WHERE session_id = 'typed-wire'")
+    assert rows == [{"last_ms": 1_764_280_000_999, "clicked_domains": ["a.com", "b.com"],
+                     "firsts": [1_764_280_000_001, 1_764_280_000_002]}]
+    salt = uuid.uuid4().hex  # a day far ahead: kept by the TTL, never read as a salt
+    store.insert("visitor_salts", [{"day": "2100-01-02", "salt": salt}])
+    rows = store.query("SELECT toString(day) AS day FROM visitor_salts WHERE salt = {s:String}",
+                       {"s": salt})
+    assert rows == [{"day": "2100-01-02"}]

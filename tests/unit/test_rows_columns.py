@@ -65,7 +65,7 @@ def test_rows_become_columns_in_their_key_order() -> None:
     assert as_columns(rows) == {"a": [1, 2], "b": ["x", "y"]}
 
 
-def test_the_clickhouse_store_sends_columns_converted_once_per_column() -> None:
+def test_the_clickhouse_store_sends_columns_in_types_the_driver_writes_natively() -> None:
     from services.adapters.clickhouse_store import ClickHouseStore
 
     sent: dict[str, Any] = {}
@@ -75,7 +75,10 @@ def test_the_clickhouse_store_sends_columns_converted_once_per_column() -> None:
             sent.update(sql=sql, data=data, **kwargs)
 
     store = ClickHouseStore("clickhouse://localhost:9000/default")
-    store._types["t"] = {"id": "UUID", "at": "DateTime64(3, 'UTC')", "n": "UInt8"}
+    store._types["t"] = ({"id": "UUID", "at": "DateTime64(3, 'UTC')", "n": "UInt8",
+                          "tags": "Array(LowCardinality(String))", "kind": "LowCardinality(String)",
+                          "clicks": "Array(DateTime64(3, 'UTC'))", "day": "Date"},
+                         frozenset({"id", "at", "n", "tags", "kind", "clicks", "day"}))
     store._local.client = FakeClient()
 
     class Plain:  # any Columns will do
@@ -83,16 +86,36 @@ def test_the_clickhouse_store_sends_columns_converted_once_per_column() -> None:
             return 2
 
         def columns(self) -> dict[str, Any]:
-            return {"id": ("0" * 32, "f" * 32), "at": (0, 1500), "n": (1, 2)}
+            return {"id": ("0" * 32, "f" * 32), "at": (0, 1500), "n": (1, 2),
+                    "tags": ((), ("a", "b")), "kind": ("x", "y"), "clicks": ((), (7, 8)),
+                    "day": ("2026-01-02", "2026-01-03")}
 
     store.insert("t", Plain(), dedup_token="tok")
-    assert sent["sql"] == "INSERT INTO t (id, at, n) VALUES"
-    assert sent["columnar"] is True and sent["settings"] == {"insert_deduplication_token": "tok"}
-    ids, ats, ns = sent["data"]
-    assert [str(i) for i in ids] == ["00000000-0000-0000-0000-000000000000",
-                                     "ffffffff-ffff-ffff-ffff-ffffffffffff"]
-    assert [a.isoformat() for a in ats] == ["1970-01-01T00:00:00+00:00",
-                                            "1970-01-01T00:00:01.500000+00:00"]
-    assert ns == (1, 2)
-    store.insert("t", [{"id": "0" * 32, "at": 0, "n": 3}])
-    assert sent["data"][2] == [3] and sent["settings"] == {}
+    assert sent["sql"] == (
+        "INSERT INTO t (id, at, n, tags, kind, clicks, day) SELECT id, "
+        "fromUnixTimestamp64Milli(at), n, tags, kind, "
+        "arrayMap(t -> fromUnixTimestamp64Milli(t), clicks), day FROM input('id String, "
+        "at Int64, n UInt8, tags Array(String), kind String, clicks Array(Int64), "
+        "day String') FORMAT Native")
+    assert sent["columnar"] is True
+    assert sent["settings"] == {"insert_deduplication_token": "tok", "optimize_on_insert": 0}
+    ids, ats, ns, tags, kinds, clicks, days = sent["data"]
+    assert list(ids) == ["0" * 32, "f" * 32]
+    assert list(ats) == [0, 1500] and all(type(a) is int for a in ats)
+    assert ns == (1, 2) and tags == ((), ("a", "b")) and kinds == ("x", "y")
+    assert [list(c) for c in clicks] == [[], [7, 8]]
+    assert list(days) == ["2026-01-02", "2026-01-03"]
+    # A column empty in the whole batch, with the type's zero as its default, is not sent.
+    store.insert("t", [{"id": "0" * 32, "at": 5, "n": 3, "tags": (), "kind": "",
+                        "clicks": (), "day": "2026-01-02"}])
+    assert sent["sql"].startswith("INSERT INTO t (id, at, n, day) SELECT ")
+    assert sent["data"][2] == [3] and sent["settings"] == {"optimize_on_insert": 0}
+
+
+def test_the_clickhouse_driver_cuts_blocks_where_the_store_cuts_statements() -> None:
+    """An INSERT ... FROM input() takes one block (a second would hang the driver): the
+    driver's block size must be the Store's statement size."""
+    from services.adapters import clickhouse_store
+
+    client = clickhouse_store._client_for("clickhouse://localhost:9000/default")
+    assert client.client_settings["insert_block_size"] == clickhouse_store.INSERT_BLOCK_ROWS
