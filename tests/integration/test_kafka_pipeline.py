@@ -25,6 +25,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from helpers import click, engagement, new_sid, pageview, require_or_skip
 from threads import WorkerThread, serve
+from topics import read_topic
 
 from services.adapters.chdb_store import ChdbStore
 from services.adapters.kafka_transport import KafkaTransport, create_topic
@@ -115,26 +116,8 @@ def post_sessions(base: str, count: int, pause: float) -> list[int]:
 
 def topic_messages(bootstrap: str, topic: str) -> list[tuple[int, int, bytes]]:
     """Every message on the topic, read with a group-less consumer from the start."""
-    async def read() -> list[tuple[int, int, bytes]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
-            ends = await consumer.end_offsets(parts)
-            found: list[tuple[int, int, bytes]] = []
-            async def behind() -> bool:
-                return any([await consumer.position(tp) < ends[tp] for tp in parts])
-
-            while await behind():
-                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                    found += [(tp.partition, r.offset, r.value or b"") for r in records]
-            return found
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
+    return [(partition, offset, value) for partition, offset, _, value
+            in asyncio.run(read_topic(bootstrap, topic, PARTITIONS))]
 
 
 def fault_free_sessions(topic: str, messages: list[tuple[int, int, bytes]]
