@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from services.core.store import error_summary
+
 log = logging.getLogger("clickport.sessionizer")
 
 RETRY_FIRST, RETRY_MAX = 0.2, 10.0
@@ -27,12 +29,12 @@ class RetryStreak:
         self._clock = clock
 
     def failed(self, error: Exception) -> None:
+        self.error = error_summary(str(error))
         if self._since is None:
             self._since, self.retries = self._clock(), 0
             log.warning("%s failing, retrying with backoff until it recovers: %s",
-                        self.what, error)
+                        self.what, self.error)
         self.retries += 1
-        self.error = str(error)
 
     def ended(self) -> None:
         """The dependency answered (a rejection counts: it is reachable again)."""

@@ -34,7 +34,13 @@ from services.core.goals import GOALS_QUERY, Goal, GoalIndex, goal_from_row
 from services.core.metrics import Histogram
 from services.core.rows import EventBatch, SessionBatch
 from services.core.session import apply_event, first_click, is_applied
-from services.core.store import Store, StoreError, StoreRejected, StoreUnavailable
+from services.core.store import (
+    Store,
+    StoreError,
+    StoreRejected,
+    StoreUnavailable,
+    error_summary,
+)
 from services.core.transport import (
     Consumer,
     DeadLetters,
@@ -294,10 +300,11 @@ class Sessionizer:
             # The batch's sessions are ahead of the Store by this batch: forget them, so each
             # reloads at its stored version, which does not have these events.
             self.sessions.forget(batch.sessions.states)
+            detail = short(error_summary(str(exc)))
             log.error("the Store refused a batch of %d events (%d sessions); it is set aside "
                       "as dead letters and its sessions reload from the Store: %s",
-                      len(batch.applied), len(batch.sessions), exc)
-            aside.append(SetAside(batch.applied, STORE_REJECTED, short(str(exc))))
+                      len(batch.applied), len(batch.sessions), detail)
+            aside.append(SetAside(batch.applied, STORE_REJECTED, detail))
         if batch.corrupt:
             aside.append(SetAside(batch.corrupt, CORRUPT, short(batch.corrupt_error)))
         if aside:
