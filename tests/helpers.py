@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,6 +33,17 @@ def require_or_skip(env_var: str, reason: str) -> None:
     if os.environ.get(env_var) == "1":
         pytest.fail(f"{reason} ({env_var}=1 turns this skip into a failure)")
     pytest.skip(reason)
+
+
+def wait_until(check: Callable[[], Any], seconds: float, what: str, step: float = 0.2) -> Any:
+    """``check()``'s first truthy result, polled every ``step``; fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+        time.sleep(step)
+    return result
+
 
 _ids = itertools.count(1)
 
