@@ -9,7 +9,8 @@
   so the batch is either set aside and committed, or neither (then it is consumed again).
 - What is settled (replayed or dropped) is the committed offset of the fixed group
   ``<topic>.dlq.settled``, which no consumer joins. `replay` publishes the entries onto the
-  main topic and commits that group's offset in one transaction; `drop` commits the offset
+  main topic and commits that group's offset in one transaction per `REPLAY_CHUNK` entries
+  (so a large backlog stays well inside the transaction timeout); `drop` commits the offset
   alone. Both use the fixed transactional id ``<topic>.dlq.replay``, so a second one started
   while another runs fences it (the broker aborts the first one's transaction), and each
   reads what is settled only after that, so no entry is replayed or dropped twice.
@@ -24,8 +25,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
@@ -40,6 +41,8 @@ PARTITION = 0
 # its partitions wait at most this, and the next replay or drop aborts it at once.
 TRANSACTION_TIMEOUT_MS = 60_000
 _HEADER = "clickport-"
+REPLAY_CHUNK = 10_000
+T = TypeVar("T")
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -96,50 +99,56 @@ class KafkaDeadLetters:
         async with self._errors("count the dead letters"):
             reader = await self._shared_reader()
             start, end = await self._range(reader)
-            if start >= end:
-                return 0
             # Offsets overcount: every put's commit marker takes one. So the entries are
-            # counted by reading them, again only when the range moved.
-            if self._counted is None or self._counted[:2] != (start, end):
-                self._counted = (start, end, len(await self._read(reader, start, end)))
-            return self._counted[2]
+            # counted by reading them: those added since the last count, or all of them once
+            # some were settled.
+            if self._counted is not None and self._counted[0] == start <= self._counted[1]:
+                _, counted_end, count = self._counted
+                count += await self._count(reader, counted_end, end)
+            else:
+                count = await self._count(reader, start, end)
+            self._counted = (start, end, count)
+            return count
 
     async def entries(self, limit: int) -> list[DeadLetter]:
         async with self._errors("read the dead letters"), self._reader_for_one_call() as reader:
             start, end = await self._range(reader)
-            records = await self._read(reader, start, end, limit)
-            return [_letter(r) for r in records]
+            found: list[Any] = []
+            async for records in self._batches(reader, start, end):
+                found += records
+                if len(found) >= limit:
+                    break
+            return [_letter(r) for r in found[:limit]]
 
     async def replay(self, upto: int | None = None) -> int:
+        seen: set[tuple[bytes, ...]] = set()
         async with self._errors("replay the dead letters"), self._settler() as (producer, reader):
             start, stop = await self._range(reader, upto)
-            records = await self._read(reader, start, stop) if start < stop else []
-            if not records:
-                return 0
-            seen: set[tuple[bytes, ...]] = set()
-            async with producer.transaction():
-                for record in records:
-                    origin = _origin(record)
-                    if origin in seen:
-                        # set aside twice: a put whose success was not heard, retried
-                        continue
-                    seen.add(origin)
-                    await producer.send(self.topic, record.value, key=record.key)
+            chunk: list[Any] = []
+            async for records in self._batches(reader, start, stop):
+                chunk += records
+                while len(chunk) >= REPLAY_CHUNK:
+                    done, chunk = chunk[:REPLAY_CHUNK], chunk[REPLAY_CHUNK:]
+                    await self._republish(producer, done, seen)
+                    await producer.send_offsets_to_transaction(
+                        {self._tp: done[-1].offset + 1}, self.group)
+                    await self._within(producer.commit_transaction())
+                    await producer.begin_transaction()
+            await self._republish(producer, chunk, seen)
+            if start < stop:  # to ``stop``: commit markers may follow the last entry
                 await producer.send_offsets_to_transaction({self._tp: stop}, self.group)
-            if len(seen) < len(records):
-                log.info("replay skipped %d duplicate dead letters", len(records) - len(seen))
-        await self._forget(stop)
+        if start < stop:
+            await self._forget(stop)
         return len(seen)
 
     async def drop(self, upto: int | None = None) -> int:
         async with self._errors("drop the dead letters"), self._settler() as (producer, reader):
             start, stop = await self._range(reader, upto)
-            count = len(await self._read(reader, start, stop)) if start < stop else 0
-            if not count:
-                return 0
-            async with producer.transaction():
+            count = await self._count(reader, start, stop)
+            if count:
                 await producer.send_offsets_to_transaction({self._tp: stop}, self.group)
-        await self._forget(stop)
+        if count:
+            await self._forget(stop)
         return count
 
     async def close(self) -> None:
@@ -149,13 +158,30 @@ class KafkaDeadLetters:
             with contextlib.suppress(KafkaError):
                 await reader.stop()
 
+    async def _republish(self, producer: AIOKafkaProducer, records: list[Any],
+                         seen: set[tuple[bytes, ...]]) -> None:
+        """Send ``records`` to the main topic in the open transaction, each original once."""
+        for record in records:
+            origin = _origin(record)
+            if origin in seen:
+                # Set aside twice: a put whose commit was not heard back, retried.
+                log.info("replay skips a second copy of the dead letter from %s", origin)
+                continue
+            seen.add(origin)
+            await producer.send(self.topic, record.value, key=record.key)
+
     @contextlib.asynccontextmanager
-    async def _errors(self, what: str) -> Any:
+    async def _errors(self, what: str) -> AsyncIterator[None]:
         try:
-            async with asyncio.timeout(self._timeout_s):
-                yield
+            yield
         except (KafkaError, TimeoutError) as exc:
             raise TransportError(f"cannot {what} on {self.dlq_topic}: {exc!r}") from exc
+
+    async def _within(self, call: Awaitable[T]) -> T:
+        """One broker call, bounded: aiokafka retries some of them for as long as the broker
+        is away."""
+        async with asyncio.timeout(self._timeout_s):
+            return await call
 
     async def _put_producer(self) -> AIOKafkaProducer:
         if self._putter is None:
@@ -191,52 +217,73 @@ class KafkaDeadLetters:
         """The long-lived reader of `pending` (the sessionizer asks every few seconds)."""
         if self._reader is None:
             reader = self._new_reader()
-            await reader.start()
+            try:
+                await self._within(reader.start())
+            except BaseException:
+                await reader.stop()
+                raise
             reader.assign([self._tp])
             self._reader = reader
         return self._reader
 
     @contextlib.asynccontextmanager
-    async def _reader_for_one_call(self) -> Any:
+    async def _reader_for_one_call(self) -> AsyncIterator[AIOKafkaConsumer]:
         reader = self._new_reader()
-        await reader.start()
         try:
+            await self._within(reader.start())
             reader.assign([self._tp])
             yield reader
         finally:
             await reader.stop()
 
     @contextlib.asynccontextmanager
-    async def _settler(self) -> Any:
-        """The replay/drop producer, started before anything is read: starting it fences an
-        earlier one and ends its transaction, so what is settled can be read after it."""
+    async def _settler(self) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer]]:
+        """The replay/drop producer in an open transaction, committed when the block ends
+        (aborted if it raises), and a reader. The producer starts before anything is read:
+        starting it fences an earlier one and ends that one's transaction, so what is settled
+        can be read after it."""
         producer = self._producer(f"{self.dlq_topic}.replay")
         try:
-            await producer.start()
+            await self._within(producer.start())
             async with self._reader_for_one_call() as reader:
-                yield producer, reader
+                await producer.begin_transaction()
+                try:
+                    yield producer, reader
+                except BaseException:
+                    with contextlib.suppress(KafkaError):
+                        await self._within(producer.abort_transaction())
+                    raise
+                await self._within(producer.commit_transaction())
         finally:
-            await producer.stop()
+            with contextlib.suppress(KafkaError):
+                await producer.stop()
 
     async def _range(self, reader: AIOKafkaConsumer, upto: int | None = None
                      ) -> tuple[int, int]:
         """[first unsettled offset, end): the end is the last stable offset (read_committed),
         cut after ``upto``."""
-        committed = await reader.committed(self._tp)
-        first = (await reader.beginning_offsets([self._tp]))[self._tp]
-        end = (await reader.end_offsets([self._tp]))[self._tp]
+        committed = await self._within(reader.committed(self._tp))
+        first = (await self._within(reader.beginning_offsets([self._tp])))[self._tp]
+        end = (await self._within(reader.end_offsets([self._tp])))[self._tp]
         start = max(first, committed or 0)
-        return start, end if upto is None else min(end, upto + 1)
+        return start, end if upto is None else max(start, min(end, upto + 1))
 
-    async def _read(self, reader: AIOKafkaConsumer, start: int, stop: int,
-                    limit: int | None = None) -> list[Any]:
-        """The committed records with offsets in [start, stop), at most ``limit``."""
-        found: list[Any] = []
+    async def _batches(self, reader: AIOKafkaConsumer, start: int, stop: int
+                       ) -> AsyncIterator[list[Any]]:
+        """The committed records with offsets in [start, stop), a fetch at a time; gives up
+        (TimeoutError) when a fetch brings nothing for ``timeout_s``."""
         reader.seek(self._tp, start)
-        while await reader.position(self._tp) < stop and (limit is None or len(found) < limit):
+        progress = time.monotonic()
+        while (position := await reader.position(self._tp)) < stop:
             batches = await reader.getmany(self._tp, timeout_ms=500, max_records=10_000)
-            found += [r for r in batches.get(self._tp, []) if r.offset < stop]
-        return found if limit is None else found[:limit]
+            if await reader.position(self._tp) > position:
+                progress = time.monotonic()
+            elif time.monotonic() - progress > self._timeout_s:
+                raise TimeoutError(f"no progress reading {self.dlq_topic} at {position}")
+            yield [r for r in batches.get(self._tp, []) if r.offset < stop]
+
+    async def _count(self, reader: AIOKafkaConsumer, start: int, stop: int) -> int:
+        return sum([len(records) async for records in self._batches(reader, start, stop)])
 
     async def _forget(self, before: int) -> None:
         """Delete settled entries from the log (they hold page URLs and visitor ids). Best

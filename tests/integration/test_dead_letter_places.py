@@ -7,7 +7,8 @@ embedded disk queue's ``dead_letters`` table and Kafka's ``<topic>.dlq`` topic.
 - `replay` puts them back on the main stream at new offsets and removes them, once;
 - `drop` removes them; both take an ``upto`` id;
 - Kafka: a replay that is interrupted before its commit is never seen by a read_committed
-  consumer, and the next replay fences it.
+  consumer, and the next replay fences it; a large replay goes in several transactions, and
+  a message set aside twice (a put retried after its commit went unheard) is replayed once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from topics import read_topic
 
+from services.adapters import kafka_dead_letters
 from services.adapters.disk_queue import DiskQueueTransport
 from services.adapters.kafka_transport import (
     KafkaTransport,
@@ -181,5 +183,27 @@ def test_kafka_replay_interrupted_before_its_commit_is_never_seen(kafka: Any) ->
         await letters.close()
         seen = await read_topic(kafka.bootstrap, topic, PARTITIONS, "read_committed")
         assert [value for _, _, _, value in seen] == [b"set aside"]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.kafka
+def test_kafka_replays_in_chunks_and_a_message_set_aside_twice_once(
+        kafka: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka_dead_letters, "REPLAY_CHUNK", 2)  # a transaction per 2 entries
+
+    async def scenario() -> None:
+        topic = await new_topics(kafka.bootstrap)
+        letters = KafkaTransport(kafka.bootstrap, topic).dead_letters()
+        messages = [Message(i % PARTITIONS, 10 + i, b"k%d" % i, b"v%d" % i) for i in range(5)]
+        for part in ([messages[:3]], [messages[3:]], [messages[1:2]]):  # the last: a retried put
+            await letters.put([SetAside(m, "store_rejected", "x") for m in part],
+                              group="nobody", offsets={})
+        assert await settle(letters, 6) == 6
+        assert await letters.replay() == 5
+        assert await settle(letters, 0) == 0
+        await letters.close()
+        seen = await read_topic(kafka.bootstrap, topic, PARTITIONS, "read_committed")
+        assert sorted(value for _, _, _, value in seen) == [m.value for m in messages]
 
     asyncio.run(scenario())
