@@ -33,7 +33,8 @@ def preview(value: bytes) -> dict[str, str] | None:
         event = decode_event(value)
     except msgspec.DecodeError:
         return None
-    shown = {"kind": event.kind, "site": event.site, "url": short(event.url, _PREVIEW_CHARS)}
+    shown = {"kind": event.kind, "site": event.site, "url": short(event.url, _PREVIEW_CHARS),
+             "event_id": event.id}
     if event.click_url:
         shown["click_url"] = short(event.click_url, _PREVIEW_CHARS)
     return shown
