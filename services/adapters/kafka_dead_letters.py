@@ -68,12 +68,14 @@ class KafkaDeadLetters:
         self._putter: AIOKafkaProducer | None = None
         self._reader: AIOKafkaConsumer | None = None
         self._counted: tuple[int, int, int] | None = None  # (start, end, entries) last counted
+        self._topic_seen = False
 
     async def put(self, aside: Sequence[SetAside], *, group: str,
                   offsets: Mapping[int, int]) -> None:
         at_ms = str(int(time.time() * 1000)).encode()
         try:
             async with asyncio.timeout(self._timeout_s):
+                await self._require_topic()
                 producer = await self._put_producer()
                 async with producer.transaction():
                     for part in aside:
@@ -152,11 +154,12 @@ class KafkaDeadLetters:
         return count
 
     async def close(self) -> None:
+        """Bounded, like every call here: a process stopping must not wait on the broker."""
         await self._close_putter()
         if self._reader is not None:
             reader, self._reader = self._reader, None
-            with contextlib.suppress(KafkaError):
-                await reader.stop()
+            with contextlib.suppress(KafkaError, TimeoutError):
+                await self._within(reader.stop())
 
     async def _republish(self, producer: AIOKafkaProducer, records: list[Any],
                          seen: set[tuple[bytes, ...]]) -> None:
@@ -176,6 +179,24 @@ class KafkaDeadLetters:
             yield
         except (KafkaError, TimeoutError) as exc:
             raise TransportError(f"cannot {what} on {self.dlq_topic}: {exc!r}") from exc
+
+    async def _require_topic(self) -> None:
+        """Fail with the fix when the dead-letter topic is missing, rather than let a client
+        wait for it (and log each metadata refresh that does not have it)."""
+        if self._topic_seen:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap,
+                                    request_timeout_ms=int(self._timeout_s * 1000))
+        try:
+            await self._within(admin.start())
+            topics = await self._within(admin.list_topics())
+        finally:
+            with contextlib.suppress(KafkaError):
+                await admin.close()
+        if self.dlq_topic not in topics:
+            raise TransportError(f"the dead-letter topic {self.dlq_topic} does not exist: "
+                                 "create it with clickport kafka create-topics")
+        self._topic_seen = True
 
     async def _within(self, call: Awaitable[T]) -> T:
         """One broker call, bounded: aiokafka retries some of them for as long as the broker
@@ -197,8 +218,8 @@ class KafkaDeadLetters:
     async def _close_putter(self) -> None:
         if self._putter is not None:
             producer, self._putter = self._putter, None
-            with contextlib.suppress(KafkaError):
-                await producer.stop()
+            with contextlib.suppress(KafkaError, TimeoutError):
+                await self._within(producer.stop())
 
     def _producer(self, transactional_id: str) -> AIOKafkaProducer:
         return AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
@@ -216,6 +237,7 @@ class KafkaDeadLetters:
     async def _shared_reader(self) -> AIOKafkaConsumer:
         """The long-lived reader of `pending` (the sessionizer asks every few seconds)."""
         if self._reader is None:
+            await self._require_topic()
             reader = self._new_reader()
             try:
                 await self._within(reader.start())
@@ -228,6 +250,7 @@ class KafkaDeadLetters:
 
     @contextlib.asynccontextmanager
     async def _reader_for_one_call(self) -> AsyncIterator[AIOKafkaConsumer]:
+        await self._require_topic()
         reader = self._new_reader()
         try:
             await self._within(reader.start())

@@ -23,6 +23,8 @@ def worker_health(worker: Sessionizer) -> tuple[bool, dict[str, Any]]:
     letters: dict[str, Any] = {"pending": pending, "writes": worker.dead_letter_streak.describe()}
     if pending:
         letters["run"] = FIX_HINT
+    if worker.dead_letters_unknown:
+        letters["count_failed"] = worker.dead_letters_unknown
     troubled = bool(pending) or any(s.active for s in streaks)
     return ready, {"status": "degraded" if troubled else "ok",
                    "store": worker.store_streak.describe(), "dead_letters": letters}

@@ -168,6 +168,7 @@ class Sessionizer:
         # Dead letters pending in the transport's place (None until first counted), counted in
         # the background: /readyz and /metrics never wait on Kafka.
         self.dead_letters_pending: int | None = None
+        self.dead_letters_unknown = ""  # why the last count failed, if it did
         self._recount = asyncio.Event()
         self._stopping = asyncio.Event()
         # A rebalance callback may run while the loop awaits inside handle(); the lock keeps
@@ -200,11 +201,13 @@ class Sessionizer:
                     await self.flush()
         finally:
             self.running = False
-            await consumer.stop()
-            counter.cancel()
-            await asyncio.gather(counter, return_exceptions=True)
-            if self._dead_letters is not None:
-                await self._dead_letters.close()
+            try:
+                await consumer.stop()
+            finally:
+                counter.cancel()
+                await asyncio.gather(counter, return_exceptions=True)
+                if self._dead_letters is not None:
+                    await self._dead_letters.close()
 
     def _batch_due(self) -> bool:
         if self._batch.empty():
@@ -367,7 +370,9 @@ class Sessionizer:
             self._recount.clear()
             try:
                 self.dead_letters_pending = await letters.pending()
+                self.dead_letters_unknown = ""
             except TransportError as exc:  # keep the last count; the next round tries again
+                self.dead_letters_unknown = str(exc)
                 log.debug("cannot count the dead letters: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._recount.wait(), DEAD_LETTERS_COUNT_SECONDS)
