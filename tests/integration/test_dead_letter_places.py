@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from topics import read_topic
 
@@ -147,6 +148,15 @@ async def new_topics(bootstrap: str) -> str:
     assert await create_topic(bootstrap, topic, PARTITIONS)
     assert await create_dead_letter_topic(bootstrap, topic)
     assert not await create_dead_letter_topic(bootstrap, topic)  # idempotent
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:  # a topic is listed a moment after it is created
+        deadline = time.monotonic() + 30
+        while not {topic, f"{topic}.dlq"} <= set(await admin.list_topics()):
+            assert time.monotonic() < deadline, "the new topics are not listed"
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
     return topic
 
 
