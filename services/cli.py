@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from services.cli_errors import CliError
 from services.core.settings import Settings, SettingsError, StoreKind
 
 # How every service runs under uvicorn. No access log: it halves the request rate of a small
@@ -37,10 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"clickport: {exc}", file=sys.stderr)
         return 1
-
-
-class CliError(RuntimeError):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,10 +11,12 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.cli import CliError, _via_running_dev
+from services.cli import _via_running_dev
+from services.cli_errors import CliError
 from services.core.dead_letters import letter_json
 from services.core.settings import Settings, TransportKind
 from services.core.transport import DeadLetters, TransportError
@@ -113,6 +115,7 @@ def _act(settings: Settings, body: dict[str, Any],
     if settings.transport is TransportKind.KAFKA:
         from services.adapters.kafka_transport import KafkaTransport
 
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)  # its connection chatter
         transport = KafkaTransport(settings.kafka_bootstrap, settings.kafka_topic)
         return asyncio.run(_with(transport.dead_letters(), direct))
     from services.embedded.runtime import is_claimed

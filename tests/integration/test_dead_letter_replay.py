@@ -245,6 +245,8 @@ def test_a_refused_batch_is_set_aside_then_replayed_exactly_once_kafka_clickhous
             assert again["reason"] == "corrupt" and again["event"] is None
             refused_drop = clickport(env, "dlq", "drop", check=False)
             assert refused_drop.returncode == 1 and "--yes" in refused_drop.stderr
+            assert "Traceback" not in refused_drop.stderr
+            assert "clickport: drop discards 1 dead letters" in refused_drop.stderr
             assert "dropped 1 dead letters" in clickport(env, "dlq", "drop", "--yes").stdout
             assert "nothing to replay" in clickport(env, "dlq", "replay").stdout
             assert dlq_list(env) == {"pending": 0, "entries": []}
