@@ -9,9 +9,10 @@ import logging
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from services.cli_errors import CliError
 from services.core.settings import Settings, SettingsError, StoreKind
 
 # How every service runs under uvicorn. No access log: it halves the request rate of a small
@@ -39,10 +40,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-class CliError(RuntimeError):
-    pass
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clickport", description="Outbound-link analytics: tracker, ingest, sessionizer, API.")
@@ -64,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     kafka = commands.add_parser("kafka", help="Kafka administration").add_subparsers(
         dest="kafka_command", required=True)
-    topics = kafka.add_parser("create-topics", help="create the events topic (idempotent)")
+    topics = kafka.add_parser("create-topics", help="create the events topic and its dead-letter "
+                                                   "topic <topic>.dlq (idempotent)")
     topics.add_argument("--partitions", type=int, default=None,
                         help="partition count (default CLICKPORT_KAFKA_PARTITIONS)")
     topics.add_argument("--replication", type=int, default=1, help="replication factor")
@@ -88,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key")
     revoke.set_defaults(handler=run_keys_revoke)
+
+    from services.dead_letter_commands import add_commands  # it imports this module's helpers
+
+    add_commands(commands)
     return parser
 
 
@@ -142,17 +144,28 @@ def run_service(settings: Settings, args: argparse.Namespace) -> int:
 def run_create_topics(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from services.adapters.kafka_transport import create_topic
+    from services.adapters.kafka_dead_letters import dead_letter_topic
+    from services.adapters.kafka_transport import (
+        DEAD_LETTER_PARTITIONS,
+        create_dead_letter_topic,
+        create_topic,
+    )
 
     partitions = args.partitions or settings.kafka_partitions
     created = asyncio.run(create_topic(settings.kafka_bootstrap, settings.kafka_topic,
                                        partitions, args.replication))
     state = "created" if created else "already exists"
     print(f"topic {settings.kafka_topic} ({partitions} partitions): {state}")
+    created = asyncio.run(create_dead_letter_topic(settings.kafka_bootstrap,
+                                                   settings.kafka_topic, args.replication))
+    state = "created" if created else "already exists"
+    print(f"topic {dead_letter_topic(settings.kafka_topic)} "
+          f"({DEAD_LETTER_PARTITIONS} partition, kept until replayed or dropped): {state}")
     return 0
 
 
-def _via_running_dev(settings: Settings, path: str, method: str, body: dict[str, str]) -> Any:
+def _via_running_dev(settings: Settings, path: str, method: str, body: Mapping[str, Any]
+                     ) -> Any:
     """Send a write to the running ``clickport dev`` that holds the data directory."""
     from services.embedded.runtime import read_runtime
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -52,6 +54,16 @@ def store_env(request: pytest.FixtureRequest, prefix: str = "clickport_test") ->
     """`store_settings` as ``CLICKPORT_*`` variables, for a ``clickport`` process."""
     return {f"CLICKPORT_{name.upper()}": getattr(value, "value", value)
             for name, value in store_settings(request, prefix).items()}
+
+
+def wait_until(check: Callable[[], Any], seconds: float, what: str, step: float = 0.2) -> Any:
+    """``check()``'s first truthy result, polled every ``step``; fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+        time.sleep(step)
+    return result
 
 
 _ids = itertools.count(1)

@@ -26,9 +26,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app: Any, timeout: float = 90.0) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port; yields its base URL."""
-    port = free_port()
+def serve(app: Any, timeout: float = 90.0, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` on ``port`` (default: a free loopback port); yields its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on",
                                            **UVICORN_OPTIONS))
     thread = threading.Thread(target=server.run, daemon=True)

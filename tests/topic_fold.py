@@ -6,11 +6,9 @@ what is on the topic. Read every message back with a group-less consumer, fold
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from topics import read_topic
 
 from services.core.event import decode_event
 from services.core.rows import SESSION_COLUMNS_FOR_RELOAD, session_from_row
@@ -28,24 +26,8 @@ def topic_messages(bootstrap: str, topic: str) -> list[tuple[int, int, bytes]]:
             [described] = await admin.describe_topics([topic])
         finally:
             await admin.close()
-        parts = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
-            ends = await consumer.end_offsets(parts)
-            found: list[tuple[int, int, bytes]] = []
-
-            async def behind() -> bool:
-                return any([await consumer.position(tp) < ends[tp] for tp in parts])
-
-            while await behind():
-                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                    found += [(tp.partition, r.offset, r.value or b"") for r in records]
-            return found
-        finally:
-            await consumer.stop()
+        records = await read_topic(bootstrap, topic, len(described["partitions"]))
+        return [(partition, offset, value) for partition, offset, _, value in records]
 
     return asyncio.run(read())
 
@@ -68,11 +50,3 @@ def stored(store: Store, site: str, sids: set[str]) -> tuple[dict[str, SessionSt
     counts = store.query("SELECT count() AS n, uniqExact(event_id) AS ids FROM events FINAL "
                          "WHERE site_id = {s:String}", {"s": site})[0]
     return states, int(counts["n"]), int(counts["ids"])
-
-
-def wait_until(check: Callable[[], object], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(0.2)

@@ -15,6 +15,11 @@ removed ``-wal``, an older copy restored) it hands out offsets the sessionizer h
 seen, so new messages, from the current head on, go on a new stream, while the messages
 already in the file keep the stream they were written under (``queue_identity`` holds one row
 per stream with its first offset).
+
+Dead letters live in the same file (table ``dead_letters``), so setting messages aside
+commits the group's offset in the same SQLite transaction, and a replay inserts into
+``messages`` and deletes from ``dead_letters`` in one transaction: neither can happen twice
+or half (docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -24,18 +29,23 @@ import bisect
 import functools
 import pathlib
 import sqlite3
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from services.core.transport import (
     AssignmentCallback,
+    DeadLetter,
     Message,
+    SetAside,
     TransportError,
     TransportFull,
     stream_id,
 )
 
 PARTITION = 0
+T = TypeVar("T")
 _PRUNE_EVERY_COMMITS = 20
 _ROWS_PER_INSERT = 64  # one statement per up to 64 messages; each size stays prepared
 # The prune runs on the event loop that ingest answers on (clickport dev is one process), and
@@ -59,10 +69,21 @@ CREATE TABLE IF NOT EXISTS group_offsets (
 CREATE TABLE IF NOT EXISTS queue_identity (
     id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL
+);
 """
 # A file made before streams could change has one identity row without a first offset.
 _STREAM_FIRST_OFFSET = ("ALTER TABLE queue_identity "
                         "ADD COLUMN first_offset INTEGER NOT NULL DEFAULT 0")
+_NO_LIMIT = 2**63 - 1  # the largest SQLite integer: "every entry"
 
 
 class DiskQueueTransport:
@@ -174,6 +195,9 @@ class DiskQueueTransport:
     ) -> DiskQueueConsumer:
         return DiskQueueConsumer(self, group, on_assigned, on_revoked)
 
+    def dead_letters(self) -> DiskQueueDeadLetters:
+        return DiskQueueDeadLetters(self)
+
     async def stop(self) -> None:
         if self._db is not None:
             self._db.close()
@@ -183,6 +207,20 @@ class DiskQueueTransport:
         if self._db is None:
             raise TransportError("embedded queue is not open")
         return self._db
+
+    @staticmethod
+    def _record_commit(db: sqlite3.Connection, group: str, next_offset: int) -> None:
+        db.execute(
+            "INSERT INTO group_offsets (grp, next_offset) VALUES (?, ?) "
+            "ON CONFLICT(grp) DO UPDATE SET next_offset = excluded.next_offset",
+            (group, next_offset),
+        )
+
+    def _read_tail(self) -> None:
+        """After a commit: the lowest committed offset, below which messages are pruned."""
+        (low,) = self._require_open().execute(
+            "SELECT MIN(next_offset) FROM group_offsets").fetchone()
+        self._tail = int(low)
 
     def _committed(self, group: str) -> int:
         row = self._require_open().execute(
@@ -258,15 +296,9 @@ class DiskQueueConsumer:
     async def commit(self, offsets: Mapping[int, int]) -> None:
         if PARTITION not in offsets:
             return
-        next_offset = offsets[PARTITION]
-        db = self._queue._require_open()
-        db.execute(
-            "INSERT INTO group_offsets (grp, next_offset) VALUES (?, ?) "
-            "ON CONFLICT(grp) DO UPDATE SET next_offset = excluded.next_offset",
-            (self._group, next_offset),
-        )
-        (low,) = db.execute("SELECT MIN(next_offset) FROM group_offsets").fetchone()
-        self._queue._tail = int(low)
+        self._queue._record_commit(self._queue._require_open(), self._group,
+                                   offsets[PARTITION])
+        self._queue._read_tail()
         self._commits += 1
         if self._commits % _PRUNE_EVERY_COMMITS == 0 and not self._pruning:
             self._pruning = True
@@ -290,3 +322,78 @@ class DiskQueueConsumer:
         revoked, self._assigned = self._assigned, frozenset()
         if revoked:
             await self._on_revoked(revoked)
+
+
+class DiskQueueDeadLetters:
+    """The ``dead_letters`` table of the queue file. Every method is one SQLite transaction
+    run on the event loop thread, like `publish`, so none interleaves with another."""
+
+    def __init__(self, queue: DiskQueueTransport) -> None:
+        self._queue = queue
+
+    async def put(self, aside: Sequence[SetAside], *, group: str,
+                  offsets: Mapping[int, int]) -> None:
+        now_ms = int(time.time() * 1000)
+        rows = [(part.reason, part.detail, m.partition, m.offset, now_ms, m.key, m.value)
+                for part in aside for m in part.messages]
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT INTO dead_letters (reason, detail, partition, offset, "
+                           "at_ms, key, value) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if PARTITION in offsets:
+                self._queue._record_commit(db, group, offsets[PARTITION])
+
+        self._transaction("set aside messages", work)
+        if PARTITION in offsets:
+            self._queue._read_tail()
+
+    async def pending(self) -> int:
+        (count,) = self._read("SELECT COUNT(*) FROM dead_letters").fetchone()
+        return int(count)
+
+    async def entries(self, limit: int) -> list[DeadLetter]:
+        rows = self._read("SELECT id, reason, detail, partition, offset, at_ms, key, value "
+                          "FROM dead_letters ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [DeadLetter(*row) for row in rows]
+
+    async def replay(self, upto: int | None = None) -> int:
+        last = _NO_LIMIT if upto is None else upto
+
+        def work(db: sqlite3.Connection) -> tuple[int, int]:
+            moved = db.execute("INSERT INTO messages (key, value) SELECT key, value "
+                               "FROM dead_letters WHERE id <= ? ORDER BY id", (last,)).rowcount
+            (newest,) = db.execute("SELECT last_insert_rowid()").fetchone()
+            db.execute("DELETE FROM dead_letters WHERE id <= ?", (last,))
+            return int(moved), int(newest)
+
+        moved, newest = self._transaction("replay dead letters", work)
+        if moved:
+            self._queue._head = newest + 1
+            self._queue._arrived.set()  # the consumer may be waiting in poll
+        return moved
+
+    async def drop(self, upto: int | None = None) -> int:
+        last = _NO_LIMIT if upto is None else upto
+        return self._transaction("drop dead letters", lambda db: int(db.execute(
+            "DELETE FROM dead_letters WHERE id <= ?", (last,)).rowcount))
+
+    async def close(self) -> None:
+        return None  # the queue's connection is the queue's to close
+
+    def _read(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._queue._require_open().execute(sql, params)
+        except sqlite3.Error as exc:
+            raise TransportError(f"embedded queue read failed: {exc}") from exc
+
+    def _transaction(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._queue._require_open()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            result = work(db)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise TransportError(f"embedded queue could not {what}: {exc}") from exc
+        return result

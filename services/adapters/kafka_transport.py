@@ -8,7 +8,9 @@ waiting (a broker outage fills that bound quickly), so ingest answers 503 instea
 
 Consumer: a group member with auto-commit off; the sessionizer commits ``offset + 1`` after
 its Store write. The rebalance listener forwards revocations and assignments to the
-sessionizer, which flushes and commits on revoke (aiokafka allows commits there).
+sessionizer, which flushes and commits on revoke (aiokafka allows commits there). It reads
+with ``isolation_level=read_committed``, so a dead-letter replay (a transaction,
+`services.adapters.kafka_dead_letters`) is seen whole or, aborted, not at all.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
+from services.adapters.kafka_dead_letters import KafkaDeadLetters, dead_letter_topic
 from services.core.transport import (
     AssignmentCallback,
     Message,
@@ -115,6 +118,9 @@ class KafkaTransport:
     ) -> KafkaConsumer:
         return KafkaConsumer(self.bootstrap, self.topic, group, on_assigned, on_revoked)
 
+    def dead_letters(self) -> KafkaDeadLetters:
+        return KafkaDeadLetters(self.bootstrap, self.topic, SessionPartitioner())
+
     async def stop(self) -> None:
         """Flush what the producer holds (ingest drains on SIGTERM), then close."""
         if self._producer is not None:
@@ -145,6 +151,7 @@ class KafkaConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=10_000,
+            isolation_level="read_committed",
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
         )
@@ -193,13 +200,14 @@ class KafkaConsumer:
 
 
 async def create_topic(bootstrap: str, topic: str, partitions: int,
-                       replication: int = 1) -> bool:
-    """Create the events topic; True if created, False if it already existed (idempotent).
-    aiokafka reports per-topic errors in the response rather than raising them."""
+                       replication: int = 1, configs: Mapping[str, str] | None = None) -> bool:
+    """Create a topic; True if created, False if it already existed (idempotent). aiokafka
+    reports per-topic errors in the response rather than raising them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        response = await admin.create_topics([NewTopic(topic, partitions, replication)])
+        response = await admin.create_topics([NewTopic(topic, partitions, replication,
+                                                       topic_configs=dict(configs or {}))])
     finally:
         await admin.close()
     for name, code, *detail in response.topic_errors:
@@ -209,3 +217,14 @@ async def create_topic(bootstrap: str, topic: str, partitions: int,
             return False
         raise TransportError(f"cannot create topic {topic}: error {code} {detail}")
     return True
+
+
+# The dead-letter topic: one partition (docs/delivery.md), kept until replayed or dropped.
+DEAD_LETTER_PARTITIONS = 1
+DEAD_LETTER_CONFIGS = {"retention.ms": "-1"}
+
+
+async def create_dead_letter_topic(bootstrap: str, topic: str, replication: int = 1) -> bool:
+    """Create ``<topic>.dlq`` for the events topic ``topic`` (idempotent, as `create_topic`)."""
+    return await create_topic(bootstrap, dead_letter_topic(topic), DEAD_LETTER_PARTITIONS,
+                              replication, DEAD_LETTER_CONFIGS)

@@ -76,6 +76,15 @@ def store_error(message: str, code: int | None = None) -> StoreError:
     return StoreRejected(message)
 
 
+_STACK_TRACE = re.compile(r"\s*Stack trace.*", re.DOTALL)
+
+
+def error_summary(message: str) -> str:
+    """An error's message on one line, without the stack trace a ClickHouse server appends
+    (for logs, ``/readyz`` and a dead letter's detail)."""
+    return " ".join(_STACK_TRACE.sub("", message).split())
+
+
 @runtime_checkable
 class Columns(Protocol):
     """A batch as one sequence per column, every column as long as the batch."""

@@ -1,5 +1,7 @@
 """The Transport seam: ingest publishes keyed bytes; the sessionizer consumes per-partition
-batches, commits offsets after its writes, and hears about assignment changes.
+batches, commits offsets after its writes, and hears about assignment changes. Messages the
+sessionizer cannot store go to the transport's dead-letter place (`DeadLetters`), from which
+an operator replays or drops them (docs/delivery.md, "Dead letters").
 
 Implementations: `services.adapters.kafka_transport.KafkaTransport` (production) and
 `services.adapters.disk_queue.DiskQueueTransport` (the embedded default: bounded, on local
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,6 +66,62 @@ class Consumer(Protocol):
     async def stop(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """Messages to dead-letter, all for one reason (e.g. ``store_rejected``, ``corrupt``);
+    ``detail`` says what went wrong (an error message)."""
+
+    messages: Sequence[Message]
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One pending entry of the dead-letter place: the original message with why and when."""
+
+    id: int  # its place in the dead-letter sequence (`replay`/`drop` take ``upto`` one)
+    reason: str
+    detail: str
+    partition: int  # where the original was on the main stream
+    offset: int
+    at_ms: int  # when it was dead-lettered (ms since the epoch)
+    key: bytes
+    value: bytes
+
+
+class DeadLetters(Protocol):
+    """The transport's dead-letter place: durable, and exact. `put` records messages together
+    with an offset commit, as one (both or neither), so a batch set aside is never consumed
+    again; `replay` moves entries back onto the main stream and removes them as one, and
+    `drop` removes them, so each entry is replayed or dropped once. Every failure raises
+    `TransportError`, after which the same call can be tried again."""
+
+    async def put(self, aside: Sequence[SetAside], *, group: str,
+                  offsets: Mapping[int, int]) -> None:
+        """Record ``aside`` and commit ``offsets`` for consumer ``group``, atomically."""
+        ...
+
+    async def pending(self) -> int:
+        """Entries neither replayed nor dropped."""
+        ...
+
+    async def entries(self, limit: int) -> list[DeadLetter]:
+        """The first ``limit`` pending entries, oldest first."""
+        ...
+
+    async def replay(self, upto: int | None = None) -> int:
+        """Publish the pending entries (up to id ``upto``, or all) again on the main stream,
+        where they get new offsets, removing them in the same step; returns how many."""
+        ...
+
+    async def drop(self, upto: int | None = None) -> int:
+        """Discard the pending entries (up to id ``upto``, or all); returns how many."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class Transport(Protocol):
     async def start(self) -> None: ...
 
@@ -74,6 +132,10 @@ class Transport(Protocol):
     def consumer(
         self, group: str, on_assigned: AssignmentCallback, on_revoked: AssignmentCallback
     ) -> Consumer: ...
+
+    def dead_letters(self) -> DeadLetters:
+        """A handle on the dead-letter place, owned (and closed) by the caller."""
+        ...
 
     def describe(self) -> str:
         """One line for /readyz, e.g. ``kafka 127.0.0.1:9092`` or ``embedded disk queue``."""

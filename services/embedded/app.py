@@ -36,6 +36,7 @@ from services.ingest.endpoint import BeaconFastPath, with_fast_beacon_path
 from services.ingest.metrics import ingest_metrics
 from services.ingest.salts import SaltBook
 from services.servers.common import every, health_routes, make_store, stop_tasks
+from services.sessionizer.health import worker_health
 from services.sessionizer.metrics import sessionizer_metrics
 from services.sessionizer.state import stored_watermark
 from services.sessionizer.worker import Sessionizer
@@ -116,7 +117,8 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         Route("/", lambda r: RedirectResponse("/dashboard", 302)),  # keeps a #key= fragment
         *demo_routes(),
         *health_routes(lambda: readiness(parts), lambda: metrics(parts)),
-        *admin_routes(store, known, runtime),
+        *admin_routes(store, known, runtime, transport.dead_letters(),
+                      sessionizer.recount_dead_letters),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
     app.state.embedded = parts
@@ -168,10 +170,12 @@ def banner(parts: Embedded, runtime: Runtime) -> str:
 
 async def readiness(parts: Embedded) -> tuple[bool, dict[str, Any]]:
     salts_ready = parts.salts is not None and parts.salts.ready
-    return parts.sessionizer.running and salts_ready, {
+    healthy, health = worker_health(parts.sessionizer)
+    return healthy and salts_ready, {
         "mode": "embedded (chosen: one process, disk queue + chDB)",
+        **health,
         "transport": parts.transport.describe(),
-        "store": parts.store.describe(),
+        "store_engine": parts.store.describe(),
         "queue_pending": parts.transport.pending(),
         "queue_streams_started": parts.queue_streams_started,
         "visitor_salt_days": parts.salts.days() if parts.salts else [],

@@ -17,6 +17,7 @@ from services.core.settings import Settings
 from services.core.store import Store
 from services.core.transport import Transport
 from services.servers.common import health_routes
+from services.sessionizer.health import worker_health
 from services.sessionizer.metrics import sessionizer_metrics
 from services.sessionizer.worker import Sessionizer
 
@@ -53,8 +54,9 @@ def build_sessionizer_app(settings: Settings, transport: Transport, store: Store
     async def ready() -> tuple[bool, dict[str, Any]]:
         task = holder.get("task")
         alive = task is not None and not task.done()
-        return alive and worker.running, {
-            "transport": transport.describe(), "lag": await worker.lag(),
+        healthy, health = worker_health(worker)
+        return alive and healthy, {
+            **health, "transport": transport.describe(), "lag": await worker.lag(),
             "sessions_in_memory": len(worker.sessions.states),
             "store_retries": worker.stats.store_retries}
 

@@ -45,6 +45,11 @@ class SessionTable:
     def missing(self, keys: Iterable[SessionKey]) -> set[SessionKey]:
         return {key for key in keys if key not in self.states}
 
+    def forget(self, keys: Iterable[SessionKey]) -> None:
+        """Drop these sessions (they reload from the Store when next seen)."""
+        for key in keys:
+            self.states.pop(key, None)
+
     def drop_partitions(self, partitions: frozenset[int]) -> None:
         for key in [k for k, e in self.states.items() if e.partition in partitions]:
             del self.states[key]

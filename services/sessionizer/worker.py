@@ -6,7 +6,11 @@ Delivery (docs/delivery.md has the argument):
 - A replayed event at or below its session's stored ``version`` is skipped; one above it is
   applied again to the reloaded (older) state, giving the same state and the same event row,
   whose ``event_id`` collapses in the ReplacingMergeTree. So a replay changes nothing.
-- A failed write is retried with backoff while consumption pauses; nothing is dropped.
+- A write that fails for now (`StoreUnavailable`) is retried with backoff while consumption
+  pauses; nothing is dropped. A batch the Store refuses (`StoreRejected`) is set aside: its
+  messages go to the transport's dead-letter place together with the offset commit, and its
+  sessions are forgotten, so they reload without it. Undecodable messages are set aside too.
+  A failing dead-letter write is retried like a Store write.
 - On revoke or shutdown: flush, commit, then forget the partitions' sessions.
 """
 
@@ -18,25 +22,42 @@ import gc
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
+from services.core.dead_letters import CORRUPT, STORE_REJECTED, short
 from services.core.event import Event, decode_event
 from services.core.goals import GOALS_QUERY, Goal, GoalIndex, goal_from_row
 from services.core.metrics import Histogram
 from services.core.rows import EventBatch, SessionBatch
 from services.core.session import apply_event, first_click, is_applied
-from services.core.store import Store, StoreError
-from services.core.transport import Consumer, Message, Transport
+from services.core.store import (
+    Store,
+    StoreError,
+    StoreRejected,
+    StoreUnavailable,
+    error_summary,
+)
+from services.core.transport import (
+    Consumer,
+    DeadLetters,
+    Message,
+    SetAside,
+    Transport,
+    TransportError,
+)
+from services.sessionizer.retry import RetryStreak, retrying
 from services.sessionizer.state import SessionTable, load_sessions
 
 log = logging.getLogger("clickport.sessionizer")
 
 GOALS_REFRESH_SECONDS = 5.0  # G5: goal changes reach every sessionizer within 10 s
-_RETRY_FIRST, _RETRY_MAX = 0.2, 10.0
+# How often the dead letters still pending are counted for /readyz and /metrics (on Kafka a
+# count reads the dead-letter topic), and right after this worker sets messages aside.
+DEAD_LETTERS_COUNT_SECONDS = 5.0
 # A batch keeps a few containers per event alive until its insert (messages, goal ids). At
 # CPython's default first GC threshold (700) that is a young collection every ~200 events and
 # a full one, walking every tracked object of the process, every few batches: 16-19 % of the
@@ -77,6 +98,8 @@ class SessionizerStats:
     last_insert_seconds: float = 0.0
     insert_seconds_total: float = 0.0
     store_retries: int = 0
+    dead_letter_retries: int = 0  # failed writes to the dead-letter place, retried
+    dead_lettered: dict[str, int] = field(default_factory=dict)  # messages set aside, by reason
     # Wall-clock time from ingest receiving the batch's oldest event to the batch being in
     # the Store: how stale the dashboard was, at worst, for that batch.
     last_batch_delay_seconds: float = 0.0
@@ -88,15 +111,26 @@ class _Batch:
     sessions: SessionBatch = field(default_factory=SessionBatch)
     next_offsets: dict[int, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    # The messages whose events are in ``events``, for the dead-letter place should the Store
+    # refuse the batch. Only applied ones: a replay skipped here is already stored.
+    applied: list[Message] = field(default_factory=list)
+    corrupt: list[Message] = field(default_factory=list)
+    corrupt_error: str = ""
 
     def empty(self) -> bool:
         return not self.next_offsets
 
 
-def content_token(prefix: str, ids: Iterable[str]) -> str:
-    """A deduplication token from the batch's content, not its offsets: offsets restart
-    when a topic or queue is recreated, and a reused token would silently drop a batch."""
+def content_token(prefix: str, ids: Iterable[str], offsets: Mapping[int, int] | None = None
+                  ) -> str:
+    """A deduplication token from the batch's content, not its offsets alone: offsets restart
+    when a topic or queue is recreated, and a reused token would silently drop a batch.
+    ``offsets`` (the batch's next offsets) make a replayed dead letter's rows a new insert:
+    they may differ from rows the refused batch did write (first-click marks computed on
+    another state), and the newer insert is the one a ReplacingMergeTree keeps."""
     digest = hashlib.blake2b(digest_size=16)
+    if offsets:
+        digest.update(repr(sorted(offsets.items())).encode())
     for item in ids:
         digest.update(item.encode())
         digest.update(b"\0")
@@ -128,6 +162,14 @@ class Sessionizer:
         self._clock = clock
         self._batch = _Batch()
         self._consumer: Consumer | None = None
+        self._dead_letters: DeadLetters | None = None
+        self.store_streak = RetryStreak("store", clock)
+        self.dead_letter_streak = RetryStreak("dead-letter place", clock)
+        # Dead letters pending in the transport's place (None until first counted), counted in
+        # the background: /readyz and /metrics never wait on Kafka.
+        self.dead_letters_pending: int | None = None
+        self.dead_letters_unknown = ""  # why the last count failed, if it did
+        self._recount = asyncio.Event()
         self._stopping = asyncio.Event()
         # A rebalance callback may run while the loop awaits inside handle(); the lock keeps
         # a revoke's flush from interleaving with a half-applied poll.
@@ -142,6 +184,7 @@ class Sessionizer:
         self._consumer = consumer
         await consumer.start()
         self.running = True
+        counter = asyncio.create_task(self._count_dead_letters(), name="dead-letter count")
         try:
             with fewer_gc_passes():
                 while not self._stopping.is_set():
@@ -158,7 +201,13 @@ class Sessionizer:
                     await self.flush()
         finally:
             self.running = False
-            await consumer.stop()
+            try:
+                await consumer.stop()
+            finally:
+                counter.cancel()
+                await asyncio.gather(counter, return_exceptions=True)
+                if self._dead_letters is not None:
+                    await self._dead_letters.close()
 
     def _batch_due(self) -> bool:
         if self._batch.empty():
@@ -185,17 +234,23 @@ class Sessionizer:
                 await asyncio.sleep(0)
             try:
                 events.append(decode_event(message.value))
-            except msgspec.DecodeError:
-                # Ingest wrote it, so this is a bug or corruption: count it loudly; the
-                # offset still advances so one bad message cannot stop the pipeline.
+            except msgspec.DecodeError as exc:
+                # Ingest wrote it, so this is a bug or corruption: count it loudly and set it
+                # aside (with the batch's commit), so one bad message cannot stop the pipeline.
                 self.stats.corrupt += 1
-                log.error("corrupt message at %d/%d skipped", message.partition, message.offset)
+                log.error("corrupt message at %d/%d set aside: %s", message.partition,
+                          message.offset, exc)
+                self._batch.corrupt.append(message)
+                self._batch.corrupt_error = str(exc)
                 events.append(None)
         partition_of = {(e.site, e.sid): m.partition
                         for m, e in zip(messages, events, strict=True) if e is not None}
         missing = self.sessions.missing(partition_of)
         if missing:
-            loaded = await self._with_retry(lambda: load_sessions(self.store, missing))
+            # A refused reload is retried too: it is our query, not the events' data, and
+            # setting the events aside would not make the next one succeed.
+            loaded = await self._with_retry(lambda: load_sessions(self.store, missing),
+                                            transient=StoreError)
             now = time.monotonic()
             for key, state in loaded.items():
                 self.sessions.put(key, partition_of[key], state, now)
@@ -230,18 +285,41 @@ class Sessionizer:
         self.sessions.put(key, message.partition, new_state, now)
         self._batch.events.add(event, converted, first_click(state, new_state, event))
         self._batch.sessions.put(key, new_state)
+        self._batch.applied.append(message)
 
     def _advance(self, message: Message) -> None:
         self._batch.next_offsets[message.partition] = message.offset + 1
 
     async def flush(self) -> None:
-        """Write the batch (events, then sessions) and commit its offsets."""
+        """Write the batch (events, then sessions) and commit its offsets; a batch the Store
+        refuses, and corrupt messages, are set aside with the commit instead."""
         batch, self._batch = self._batch, _Batch()
         if batch.empty():
             return
+        aside: list[SetAside] = []
+        try:
+            await self._write(batch)
+        except StoreRejected as exc:
+            # The batch's sessions are ahead of the Store by this batch: forget them, so each
+            # reloads at its stored version, which does not have these events.
+            self.sessions.forget(batch.sessions.states)
+            detail = short(error_summary(str(exc)))
+            log.error("the Store refused a batch of %d events (%d sessions); it is set aside "
+                      "as dead letters and its sessions reload from the Store: %s",
+                      len(batch.applied), len(batch.sessions), detail)
+            aside.append(SetAside(batch.applied, STORE_REJECTED, detail))
+        if batch.corrupt:
+            aside.append(SetAside(batch.corrupt, CORRUPT, short(batch.corrupt_error)))
+        if aside:
+            await self._set_aside(aside, batch.next_offsets)
+        elif self._consumer is not None:
+            await self._consumer.commit(batch.next_offsets)
+
+    async def _write(self, batch: _Batch) -> None:
         started = time.perf_counter()
         if batch.events:
-            events_token = content_token("e", (e.id for e in batch.events.events))
+            events_token = content_token("e", (e.id for e in batch.events.events),
+                                         batch.next_offsets)
             await self._with_retry(
                 lambda: self.store.insert("events", batch.events, dedup_token=events_token)
             )
@@ -262,19 +340,53 @@ class Sessionizer:
             delay = max(0.0, time.time() - batch.events.oldest_ms / 1000)
             self.stats.last_batch_delay_seconds = delay
             self.batch_delays.observe(delay)
-        if self._consumer is not None:
-            await self._consumer.commit(batch.next_offsets)
 
-    async def _with_retry(self, work: Callable[[], Any]) -> Any:
-        delay = _RETRY_FIRST
+    async def _set_aside(self, aside: list[SetAside], offsets: Mapping[int, int]) -> None:
+        """Dead-letter ``aside`` with the batch's commit, retried until it is done."""
+        letters = self._letters()
+
+        def counted() -> None:
+            self.stats.dead_letter_retries += 1
+
+        await retrying(lambda: letters.put(aside, group=self.group, offsets=offsets),
+                       self.dead_letter_streak, TransportError, counted)
+        for part in aside:
+            done = self.stats.dead_lettered
+            done[part.reason] = done.get(part.reason, 0) + len(part.messages)
+        self.recount_dead_letters()
+
+    def recount_dead_letters(self) -> None:
+        """Count the pending dead letters now (after a put, a replay or a drop)."""
+        self._recount.set()
+
+    def _letters(self) -> DeadLetters:
+        if self._dead_letters is None:
+            self._dead_letters = self.transport.dead_letters()
+        return self._dead_letters
+
+    async def _count_dead_letters(self) -> None:
+        letters = self._letters()
         while True:
+            self._recount.clear()
             try:
-                return await asyncio.to_thread(work)
-            except StoreError as exc:
-                self.stats.store_retries += 1
-                log.warning("store write failed, retrying in %.1fs: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX)
+                self.dead_letters_pending = await letters.pending()
+                self.dead_letters_unknown = ""
+            except TransportError as exc:  # keep the last count; the next round tries again
+                self.dead_letters_unknown = str(exc)
+                log.debug("cannot count the dead letters: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recount.wait(), DEAD_LETTERS_COUNT_SECONDS)
+
+    async def _with_retry(self, work: Callable[[], Any],
+                          transient: type[Exception] = StoreUnavailable) -> Any:
+        """Run blocking Store ``work`` in a thread, retrying ``transient`` failures."""
+        def counted() -> None:
+            self.stats.store_retries += 1
+
+        def attempt() -> Awaitable[Any]:
+            return asyncio.to_thread(work)
+
+        return await retrying(attempt, self.store_streak, transient, counted)
 
     async def _on_assigned(self, partitions: frozenset[int]) -> None:
         log.info("assigned partitions %s", sorted(partitions))

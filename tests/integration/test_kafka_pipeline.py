@@ -23,9 +23,17 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from helpers import click, engagement, metric_value, new_sid, pageview, require_or_skip
+from helpers import (
+    click,
+    engagement,
+    metric_value,
+    new_sid,
+    pageview,
+    require_or_skip,
+    wait_until,
+)
 from threads import WorkerThread, serve
-from topic_fold import fault_free_sessions, stored, topic_messages, wait_until
+from topic_fold import fault_free_sessions, stored, topic_messages
 
 from services.adapters.chdb_store import ChdbStore
 from services.adapters.kafka_transport import KafkaTransport, create_topic

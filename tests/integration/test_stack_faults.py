@@ -33,9 +33,9 @@ import orjson
 import pytest
 from aiokafka.errors import KafkaError
 from beacon_load import UA, Attempt, BeaconLoad
-from helpers import metric_value, new_sid, require_or_skip
+from helpers import metric_value, new_sid, require_or_skip, wait_until
 from stack import Ports, Service, Stack, consumer_group
-from topic_fold import fault_free_sessions, stored, topic_messages, wait_until
+from topic_fold import fault_free_sessions, stored, topic_messages
 
 from services.adapters.clickhouse_store import ClickHouseStore
 from services.core.event import decode_event

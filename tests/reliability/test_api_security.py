@@ -363,7 +363,7 @@ def test_cors_is_open_on_ingest_only(world: tuple[EmbeddedRun, Site, Site]) -> N
 
     closed = [("GET", "/dashboard"), ("GET", "/"), ("GET", "/api/openapi.json"),
               ("GET", "/readyz"), ("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/demo"),
-              ("POST", "/admin/sites"), ("POST", "/admin/keys")]
+              ("POST", "/admin/sites"), ("POST", "/admin/keys"), ("POST", "/admin/dlq")]
     for method, path, _ in operations():
         closed.append((method, path.replace("{session_id}", a.sids[0]).replace(
             "{goal_id}", a.goal_ids[0])))

@@ -30,12 +30,12 @@ from typing import Any
 
 import pytest
 from helpers import STORES, store_settings
+from stored_events import EVENT_COLUMNS, event_of_row
 
 import services.embedded.app as embedded_app
 from services.adapters.chdb_store import ChdbStore
 from services.adapters.clickhouse_store import ClickHouseStore
 from services.core import sites as site_rules
-from services.core.event import Event
 from services.core.goals import GOALS_QUERY, goal_from_row
 from services.core.rows import SESSION_COLUMNS_FOR_RELOAD, session_from_row
 from services.core.session import SessionState, apply_event
@@ -132,34 +132,6 @@ def beacons(sessions: int) -> list[dict[str, Any]]:
     for seq, beacon in enumerate(ordered):
         beacon.update(d=SITE, u=f"https://demo.localhost/page/{seq % 7}?seq={seq}")
     return ordered
-
-
-EVENT_COLUMNS = """
-    toString(event_id) AS id, site_id, session_id, toUnixTimestamp64Milli(timestamp) AS ts,
-    name, url, path, visitor_id, referrer, referrer_source, utm_source, utm_medium,
-    utm_campaign, utm_term, utm_content, device, browser, os, country, click_domain,
-    scroll_depth, visible_ms, custom_name, meta_keys, meta_values
-"""
-
-
-def event_of_row(row: dict[str, Any]) -> Event:
-    meta = dict(zip(row["meta_keys"], row["meta_values"], strict=True))
-    click = row["name"] == "click"
-    return Event(
-        id=row["id"], site=row["site_id"], sid=row["session_id"], ts=int(row["ts"]),
-        kind=row["name"], url=row["url"], path=row["path"], vid=int(row["visitor_id"]),
-        referrer=row["referrer"], source=row["referrer_source"],
-        utm_source=row["utm_source"], utm_medium=row["utm_medium"],
-        utm_campaign=row["utm_campaign"], utm_term=row["utm_term"],
-        utm_content=row["utm_content"], device=row["device"], browser=row["browser"],
-        os=row["os"], country=row["country"], click_domain=row["click_domain"],
-        click_url=meta.get("click_url", "") if click else "",
-        click_text=meta.get("click_text", "") if click else "",
-        click_kind=meta.get("click_kind", "") if click else "",
-        asin=meta.get("asin", "") if click else "",
-        scroll=int(row["scroll_depth"]), visible_ms=int(row["visible_ms"]),
-        name=row["custom_name"], props={} if click else meta,
-    )
 
 
 def fold(store: Outage, stream: int) -> dict[str, SessionState]:
