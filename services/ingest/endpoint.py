@@ -17,6 +17,7 @@ import orjson
 
 from services.core.beacon import BeaconError, decode_beacon
 from services.core.event import encode_event
+from services.core.repeated_log import RepeatedLog
 from services.core.transport import Transport, TransportError
 from services.ingest.limits import client_ip
 from services.ingest.salts import SaltUnavailable
@@ -68,6 +69,10 @@ class BeaconEndpoint:
         self.max_body_bytes = max_body_bytes
         self.trusted_proxies = trusted_proxies
         self.now_ms = now_ms
+        # One line per cause and interval, not one per 503 (a full disk answers every beacon
+        # with one); on ingest's clock, so a test's clock drives it too.
+        self._unavailable_log = RepeatedLog(log, "answering 503: %s",
+                                            clock=lambda: self.now_ms() / 1000)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -137,7 +142,7 @@ class BeaconEndpoint:
 
     def _unavailable(self, cause: str, message: str) -> tuple[int, bytes, Headers]:
         self.stats.unavailable += 1
-        log.warning("answering 503: %s", cause)  # cause never holds the IP
+        self._unavailable_log.report(cause)  # cause never holds the IP
         body = orjson.dumps({"error": message})
         return 503, body, _headers(body, (b"retry-after", b"5"))
 
