@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -70,6 +70,8 @@ def endpoint(handlers: Mapping[str, Handler]) -> Handler:
             return await handler(request)
         except ApiError as exc:
             return json_response(exc.body(), exc.status)
+        except ClientDisconnect:  # gone (or timed out) before its body was read: not a bug
+            return json_response({"error": "client disconnected"}, 400)
         except Exception as exc:  # a bug, not bad input: log it, answer JSON, keep serving
             unexpected.report(f"{request.method} {request.url.path}: {type(exc).__name__}",
                               exc_info=exc)

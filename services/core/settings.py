@@ -122,6 +122,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     visitor_salt_secret: str = field(default="", repr=False)
     max_body_bytes: int = 8192
+    header_timeout_seconds: float = 10.0  # request headers not complete by then: 408, closed
+    body_timeout_seconds: float = 5.0  # a request body not complete by then: 408, closed
+    keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this
     geoip_db: pathlib.Path | None = None  # a MaxMind .mmdb; none = no country (I2)
     excluded_paths: tuple[str, ...] = ()  # page path prefixes whose beacons are dropped
 
@@ -170,6 +173,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "trusted_proxies": _networks,
     "visitor_salt_secret": _secret,
     "max_body_bytes": _int(256, 1_048_576),
+    "header_timeout_seconds": _float(0.1, 3600.0),
+    "body_timeout_seconds": _float(0.1, 3600.0),
+    "keep_alive_seconds": _int(1, 3600),
     "geoip_db": _file,
     "excluded_paths": _path_prefixes,
 }
