@@ -119,6 +119,7 @@ class Settings:
     session_idle_seconds: int = 1800
     bot_filter: BotFilter = BotFilter.ON
     rate_limit_per_minute: int = 60
+    rate_limit_max_clients: int = 100_000  # clients per minute; new ones past it share a budget
     trusted_proxies: tuple[str, ...] = ()
     visitor_salt_secret: str = field(default="", repr=False)
     max_body_bytes: int = 8192
@@ -170,6 +171,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "session_idle_seconds": _int(1, 7 * 86400),
     "bot_filter": _enum(BotFilter),
     "rate_limit_per_minute": _int(0, 10_000_000),
+    "rate_limit_max_clients": _int(1, 100_000_000),
     "trusted_proxies": _networks,
     "visitor_salt_secret": _secret,
     "max_body_bytes": _int(256, 1_048_576),

@@ -19,7 +19,7 @@ from services.core.beacon import BeaconError, decode_beacon
 from services.core.event import encode_event
 from services.core.repeated_log import RepeatedLog
 from services.core.transport import Transport, TransportError
-from services.ingest.limits import client_ip
+from services.ingest.limits import RateLimiter, forwarded_client
 from services.ingest.salts import SaltUnavailable
 from services.ingest.steps import Context, Drop, Incoming, process
 
@@ -57,6 +57,8 @@ class IngestStats:
         self.rejected: Counter[str] = Counter()  # 400/413 by field
         self.dropped: Counter[str] = Counter()  # by reason
         self.unavailable = 0
+        self.forwarded_for_invalid = 0  # a trusted proxy's hop that is not an IP: the peer's
+        self.rate_limiter: RateLimiter | None = None  # set by ingest_routes, for its metrics
 
 
 class BeaconEndpoint:
@@ -104,7 +106,9 @@ class BeaconEndpoint:
                                     "detail": str(exc)})
         client = scope.get("client")
         peer = client[0] if client else ""
-        ip = client_ip(peer, forwarded_for, self.trusted_proxies)
+        ip, invalid_hop = forwarded_client(peer, forwarded_for, self.trusted_proxies)
+        if invalid_hop:
+            self.stats.forwarded_for_invalid += 1
         try:
             result = process(Incoming(beacon, ip, user_agent, self.now_ms()), self.context)
         except SaltUnavailable as exc:
