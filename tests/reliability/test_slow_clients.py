@@ -159,3 +159,18 @@ def test_an_idle_keep_alive_connection_is_closed(dev: DevProcess) -> None:
 
     answer = asyncio.run(scenario())
     assert answer.startswith(b"HTTP/1.1 202 ") and answer.endswith(b'{"ok":true}')
+
+
+def test_a_second_request_whose_headers_trickle_is_408_too(dev: DevProcess) -> None:
+    """The header timer starts again at a later request's first byte: a client cannot keep
+    a connection by answering the keep-alive timer with one byte at a time."""
+    body = beacon("then-slow")
+    first = (f"POST /api/event HTTP/1.1\r\nHost: ingest\r\nUser-Agent: {FIREFOX}\r\n"
+             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    async def scenario() -> bytes:
+        connection = Connection(dev.port, first + SLOW_HEAD, 0.25, at_once=len(first) + 1)
+        return await asyncio.wait_for(connection.run(), HEADER_TIMEOUT + SLACK)
+
+    answer = asyncio.run(scenario())
+    assert answer.startswith(b"HTTP/1.1 202 ") and b'{"ok":true}HTTP/1.1 408 ' in answer
