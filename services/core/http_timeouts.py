@@ -32,6 +32,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from services.core.settings import Settings
 
 _TIMEOUT_BODY = b"request timeout\n"
+_Base = HttpToolsProtocol  # called directly in the per-request overrides: cheaper than super()
 
 
 class ReadTimeoutProtocol(HttpToolsProtocol):
@@ -51,23 +52,23 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        _Base.data_received(self, data)
         if self._waiting is not None and self._read_timer is None \
                 and not self.transport.is_closing():
             seconds = self.header_timeout if self._waiting == "headers" else self.body_timeout
             self._read_timer = self.loop.call_later(seconds, self._read_timed_out)
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        _Base.on_message_begin(self)
         self._waiting, self._begun = "headers", True
 
     def on_headers_complete(self) -> None:
         self._cancel_read_timer()
         self._waiting = "body"
-        super().on_headers_complete()
+        _Base.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        _Base.on_message_complete(self)
         self._cancel_read_timer()
         self._waiting = None
 
