@@ -15,6 +15,7 @@ from services.ingest.endpoint import IngestStats
 def ingest_metrics(stats: IngestStats) -> Iterable[Metric]:
     p = "clickport_ingest_"
     limiter = stats.rate_limiter
+    clients, overflowed = (len(limiter), limiter.overflowed) if limiter is not None else (0, 0)
     return [
         counter(p + "accepted", "Beacons accepted (answered 2xx and published)", stats.accepted),
         counter(p + "published", "Events handed to the transport", stats.published),
@@ -27,7 +28,7 @@ def ingest_metrics(stats: IngestStats) -> Iterable[Metric]:
         counter(p + "forwarded_for_invalid", "Requests from a trusted proxy whose client hop "
                 "was not an IP address (limited as the proxy)", stats.forwarded_for_invalid),
         gauge(p + "rate_limit_clients", "Clients in the rate limiter's table this minute",
-              len(limiter) if limiter else 0),
+              clients),
         counter(p + "rate_limit_overflow", "Events of clients past the rate limiter's table "
-                "size, counted in its shared budget", limiter.overflowed if limiter else 0),
+                "size, counted in its shared budget", overflowed),
     ]
