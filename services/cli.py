@@ -18,9 +18,23 @@ from services.core.settings import Settings, SettingsError, StoreKind
 # How every service runs under uvicorn. No access log: it halves the request rate of a small
 # endpoint (ARCHITECTURE.md). No proxy headers: uvicorn would otherwise take the client
 # address from X-Forwarded-For whenever the peer is 127.0.0.1, before ingest applies
-# CLICKPORT_TRUSTED_PROXIES, the one setting that decides whose header is believed.
+# CLICKPORT_TRUSTED_PROXIES, the one setting that decides whose header is believed. The
+# protocol is uvicorn's httptools one with header and body read timeouts, which uvicorn
+# lacks (services/core/http_timeouts.py); these are the default timeouts, `uvicorn_options`
+# the configured ones.
 UVICORN_OPTIONS: dict[str, Any] = {"access_log": False, "log_level": "warning",
-                                   "proxy_headers": False}
+                                   "proxy_headers": False,
+                                   "http": "services.core.http_timeouts:ReadTimeoutProtocol",
+                                   "timeout_keep_alive": Settings.keep_alive_seconds}
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """UVICORN_OPTIONS with the timeouts of ``settings``."""
+    from services.core.http_timeouts import read_timeout_protocol
+
+    protocol = read_timeout_protocol(settings.header_timeout_seconds,
+                                     settings.body_timeout_seconds)
+    return {**UVICORN_OPTIONS, "http": protocol, "timeout_keep_alive": settings.keep_alive_seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +123,7 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     app = build_embedded_app(settings, runtime)
 
     try:
-        uvicorn.run(app, host=host, port=port, **UVICORN_OPTIONS)
+        uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
     finally:
         lock.close()
     return 0
@@ -137,7 +151,8 @@ def run_service(settings: Settings, args: argparse.Namespace) -> int:
             app = build_sessionizer_app(settings, make_transport(settings), make_store(settings))
     except ConfigurationError as exc:
         raise CliError(str(exc)) from None
-    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=20, **UVICORN_OPTIONS)
+    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=20,
+                **uvicorn_options(settings))
     return 0
 
 

@@ -17,6 +17,7 @@ from services.api.auth import KeyCache, authorised_site
 from services.api.errors import ApiError
 from services.api.params import query_of
 from services.api.periods import Period, PeriodError, resolve_period
+from services.core.repeated_log import RepeatedLog
 from services.core.sites import Site
 from services.core.store import Store, StoreError
 
@@ -36,13 +37,16 @@ class ApiContext:
     # site -> (when read, goal id -> (name, is_conversion)): see goals.goal_names
     goal_names: dict[str, tuple[float, dict[str, tuple[str, bool]]]] = field(
         default_factory=dict)
+    # Store failures repeat once per request while the Store is down: one line per cause
+    # and interval (services.core.repeated_log).
+    store_errors: RepeatedLog = field(default_factory=lambda: RepeatedLog(log, "%s"))
 
     async def begin(self, request: Request, allowed: Iterable[str]) -> tuple[Site, dict[str, str]]:
         """Authorise the key (401/403 first), then check the query parameters (400)."""
         try:
             site = await authorised_site(request, request.query_params, self.keys)
         except StoreError as exc:
-            log.warning("key lookup failed, answering 503: %s", exc)
+            self.store_errors.report(f"key lookup failed, answering 503: {exc}")
             raise ApiError(503, "storage unavailable, retry later") from exc
         return site, query_of(request, allowed)
 
@@ -57,12 +61,12 @@ class ApiContext:
         try:
             return await asyncio.to_thread(self.store.query, sql, params)
         except StoreError as exc:
-            log.warning("query failed: %s", exc)
+            self.store_errors.report(f"query failed: {exc}")
             raise ApiError(503, "storage unavailable, retry later") from exc
 
     async def write(self, table: str, rows: list[dict[str, Any]]) -> None:
         try:
             await asyncio.to_thread(self.store.insert, table, rows)
         except StoreError as exc:
-            log.warning("insert into %s failed: %s", table, exc)
+            self.store_errors.report(f"insert into {table} failed: {exc}")
             raise ApiError(503, "storage unavailable, retry later") from exc

@@ -13,9 +13,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from services.core.repeated_log import RepeatedLog
 
 log = logging.getLogger("clickport.api")
 
@@ -53,6 +55,9 @@ def endpoint(handlers: Mapping[str, Handler]) -> Handler:
     """One path's handlers by method. HEAD is served by GET; any other method gets a JSON
     405 naming the allowed ones (Starlette's own 405 would be plain text)."""
     allowed = sorted({*handlers, *(("HEAD",) if "GET" in handlers else ())})
+    # A bug in a handler fails every request that reaches it: the first with its traceback,
+    # then one line per interval that counts the rest.
+    unexpected = RepeatedLog(log, "unexpected error in %s", level=logging.ERROR)
 
     async def dispatch(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
@@ -65,8 +70,11 @@ def endpoint(handlers: Mapping[str, Handler]) -> Handler:
             return await handler(request)
         except ApiError as exc:
             return json_response(exc.body(), exc.status)
-        except Exception:  # a bug, not bad input: log it, answer JSON, keep serving
-            log.exception("unexpected error in %s %s", request.method, request.url.path)
+        except ClientDisconnect:  # gone (or timed out) before its body was read: not a bug
+            return json_response({"error": "client disconnected"}, 400)
+        except Exception as exc:  # a bug, not bad input: log it, answer JSON, keep serving
+            unexpected.report(f"{request.method} {request.url.path}: {type(exc).__name__}",
+                              exc_info=exc)
             return json_response({"error": "internal error"}, 500)
 
     return dispatch

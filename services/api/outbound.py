@@ -2,7 +2,8 @@
 then clicks, then domain, at most 100; ``domain`` drills into that domain's URLs. The
 example URL and text of a row come from one click, its latest (ties broken by the greater
 event id), so they belong together. The domain counts keep finished days in memory
-(outbound_days.py); the drill-down is one query."""
+(outbound_days.py); the drill-down is one query. Domains are in punycode as stored; each row
+carries the Unicode form and look-alike warnings of its domain (idn.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from starlette.routing import Route
 from services.api import queries
 from services.api.context import ApiContext
 from services.api.errors import ApiError, api_route, json_response
+from services.api.idn import domain_form
 from services.api.outbound_days import OutboundDays, single_query
 from services.api.params import PERIOD_PARAMS
-from services.core.urls import strip_www
+from services.core.urls import ascii_host, strip_www
 
 MAX_DOMAIN_LENGTH = 253
 
@@ -51,6 +53,7 @@ async def with_examples(run: Run, rows: list[dict[str, Any]],
         row["example_url"], row["example_text"] = examples.get(row[name], ("", ""))
         if by_url:
             row["domain"] = params["domain"]
+        row.update(domain_form(row["domain"]).fields())
     return rows
 
 
@@ -66,7 +69,7 @@ def routes(ctx: ApiContext) -> list[Route]:
             counted = await days.top_domains(site.domain, period.start, period.end, ctx.clock())
             rows = await with_examples(ctx.run, counted, params)
         else:
-            domain = strip_www(domain.strip())
+            domain = strip_www(ascii_host(domain.strip()))  # as stored: münchen.de too
             if not domain or len(domain) > MAX_DOMAIN_LENGTH:
                 raise ApiError(400, "'domain' must be a host name", "domain")
             params["domain"] = domain

@@ -33,11 +33,15 @@ class Error(msgspec.Struct, omit_defaults=True):
 
 
 class OutboundDomain(msgspec.Struct):
-    domain: str
+    domain: str  # in ASCII: an internationalised domain in punycode (xn--)
     clicks: int
     unique_clicks: int
     example_url: str
     example_text: str
+    idn: bool  # the domain has a punycode label
+    unicode: str  # its Unicode form (the domain itself when not idn)
+    mixed_script: bool  # a label mixes scripts (UTS 39 highly restrictive): a look-alike
+    confusable: bool  # a label is all letters that look like ASCII ones, in another script
 
 
 class OutboundUrl(msgspec.Struct):
@@ -47,6 +51,10 @@ class OutboundUrl(msgspec.Struct):
     unique_clicks: int
     example_url: str
     example_text: str
+    idn: bool  # of the domain, as in OutboundDomain
+    unicode: str
+    mixed_script: bool
+    confusable: bool
 
 
 class OutboundDomains(msgspec.Struct):

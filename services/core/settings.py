@@ -119,9 +119,13 @@ class Settings:
     session_idle_seconds: int = 1800
     bot_filter: BotFilter = BotFilter.ON
     rate_limit_per_minute: int = 60
+    rate_limit_max_clients: int = 100_000  # clients per minute; new ones past it share a budget
     trusted_proxies: tuple[str, ...] = ()
     visitor_salt_secret: str = field(default="", repr=False)
     max_body_bytes: int = 8192
+    header_timeout_seconds: float = 10.0  # request headers not complete by then: 408, closed
+    body_timeout_seconds: float = 5.0  # a request body not complete by then: 408, closed
+    keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this
     geoip_db: pathlib.Path | None = None  # a MaxMind .mmdb; none = no country (I2)
     excluded_paths: tuple[str, ...] = ()  # page path prefixes whose beacons are dropped
 
@@ -167,9 +171,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "session_idle_seconds": _int(1, 7 * 86400),
     "bot_filter": _enum(BotFilter),
     "rate_limit_per_minute": _int(0, 10_000_000),
+    "rate_limit_max_clients": _int(1, 100_000_000),
     "trusted_proxies": _networks,
     "visitor_salt_secret": _secret,
     "max_body_bytes": _int(256, 1_048_576),
+    "header_timeout_seconds": _float(0.1, 3600.0),
+    "body_timeout_seconds": _float(0.1, 3600.0),
+    "keep_alive_seconds": _int(1, 3600),
     "geoip_db": _file,
     "excluded_paths": _path_prefixes,
 }

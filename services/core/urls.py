@@ -1,6 +1,11 @@
 """URL rules shared by ingest and tests: site-host normalisation, destination domain, ASIN,
 path and UTM extraction. Pure functions over strings.
 
+A domain is kept as DNS has it: `ascii_host` writes an internationalised host in punycode
+(``аmazon.com`` with a Cyrillic ``а`` is ``xn--mazon-3ve.com``), so a look-alike of another
+domain is stored and shown as the different domain it is. Browsers already send such hosts
+in punycode (``new URL(href).href``); a beacon written by other means may not.
+
 Ingest reads several parts of the same URL, so `split` parses a URL once into `UrlParts`
 and the ``*_of`` functions read those parts; the string functions are the same rules for
 callers holding only the URL.
@@ -12,6 +17,8 @@ import functools
 import re
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlsplit
+
+import idna
 
 _ASIN_IN_PATH = re.compile(r"/(?:dp|gp/product)/([A-Za-z0-9]{10})(?:[/?#]|$)")
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -64,8 +71,30 @@ def destination_domain(url: str) -> str:
 
 
 def destination_domain_of(parts: UrlParts) -> str:
-    """A click's destination domain: its host without one leading ``www.``."""
-    return strip_www(parts.hostname)
+    """A click's destination domain: its host in ASCII (`ascii_host`) without one leading
+    ``www.``."""
+    return strip_www(ascii_host(parts.hostname))
+
+
+def ascii_host(host: str) -> str:
+    """``host`` with every internationalised label in punycode, lower-cased, by UTS 46 /
+    IDNA 2008 (non-transitional, as browsers map: ``straße.de`` stays distinct from
+    ``strasse.de``); "" when it cannot be encoded. An ASCII host is returned as it is."""
+    return host if host.isascii() else _encoded_host(host)
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_host(host: str) -> str:
+    try:
+        return idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except idna.IDNAError:
+        pass
+    # IDNA 2008 refuses symbols (an emoji host) that browsers still resolve through UTS 46's
+    # looser table; the standard library's IDNA 2003 codec encodes those the same way.
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return ""
 
 
 def is_web_url(url: str) -> bool:
@@ -73,7 +102,8 @@ def is_web_url(url: str) -> bool:
 
 
 def is_web_url_of(parts: UrlParts) -> bool:
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    """An http(s) URL with a host that can be written in DNS's ASCII form."""
+    return parts.scheme in ("http", "https") and bool(ascii_host(parts.hostname))
 
 
 def amazon_asin(url: str) -> str:

@@ -109,6 +109,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         *ingest_routes(
             transport, known, max_body_bytes=settings.max_body_bytes,
             rate_limit_per_minute=settings.rate_limit_per_minute,
+            rate_limit_max_clients=settings.rate_limit_max_clients,
             trusted_proxies=settings.trusted_proxies,
             bot_filter=settings.bot_filter is BotFilter.ON, salts=salts, stats=stats,
             geoip_db=settings.geoip_db, excluded_paths=settings.excluded_paths,

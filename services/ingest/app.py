@@ -26,7 +26,7 @@ from services.core.transport import Transport
 from services.ingest.endpoint import CORS, BeaconEndpoint
 from services.ingest.endpoint import IngestStats as IngestStats  # re-exported
 from services.ingest.geoip import open_country_lookup
-from services.ingest.limits import RateLimiter, trusted_networks
+from services.ingest.limits import DEFAULT_MAX_CLIENTS, RateLimiter, trusted_networks
 from services.ingest.steps import Context
 from services.ingest.user_agents import UserAgents
 
@@ -62,6 +62,7 @@ def ingest_routes(
     *,
     max_body_bytes: int,
     rate_limit_per_minute: int,
+    rate_limit_max_clients: int = DEFAULT_MAX_CLIENTS,
     trusted_proxies: tuple[str, ...],
     bot_filter: bool,
     salts: Callable[[int], bytes],
@@ -73,7 +74,7 @@ def ingest_routes(
 ) -> list[Route]:
     """The ingest routes. ``salts`` is a `services.ingest.salts.SaltBook` (refreshed by the
     composition root, never per request); ``geoip_db`` a MaxMind ``.mmdb`` path or None."""
-    limiter = RateLimiter(rate_limit_per_minute)
+    limiter = stats.rate_limiter = RateLimiter(rate_limit_per_minute, rate_limit_max_clients)
     trusted_networks(trusted_proxies)  # parsed now, so a bad entry fails at start
     context = Context(
         known_sites, salts, limiter.allow, (user_agents or UserAgents()).classify, bot_filter,

@@ -17,8 +17,9 @@ import orjson
 
 from services.core.beacon import BeaconError, decode_beacon
 from services.core.event import encode_event
+from services.core.repeated_log import RepeatedLog
 from services.core.transport import Transport, TransportError
-from services.ingest.limits import client_ip
+from services.ingest.limits import RateLimiter, forwarded_client
 from services.ingest.salts import SaltUnavailable
 from services.ingest.steps import Context, Drop, Incoming, process
 
@@ -56,6 +57,8 @@ class IngestStats:
         self.rejected: Counter[str] = Counter()  # 400/413 by field
         self.dropped: Counter[str] = Counter()  # by reason
         self.unavailable = 0
+        self.forwarded_for_invalid = 0  # a trusted proxy's hop that is not an IP: the peer's
+        self.rate_limiter: RateLimiter | None = None  # set by ingest_routes, for its metrics
 
 
 class BeaconEndpoint:
@@ -68,6 +71,10 @@ class BeaconEndpoint:
         self.max_body_bytes = max_body_bytes
         self.trusted_proxies = trusted_proxies
         self.now_ms = now_ms
+        # One line per cause and interval, not one per 503 (a full disk answers every beacon
+        # with one); on ingest's clock, so a test's clock drives it too.
+        self._unavailable_log = RepeatedLog(log, "answering 503: %s",
+                                            clock=lambda: self.now_ms() / 1000)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -99,7 +106,9 @@ class BeaconEndpoint:
                                     "detail": str(exc)})
         client = scope.get("client")
         peer = client[0] if client else ""
-        ip = client_ip(peer, forwarded_for, self.trusted_proxies)
+        ip, invalid_hop = forwarded_client(peer, forwarded_for, self.trusted_proxies)
+        if invalid_hop:
+            self.stats.forwarded_for_invalid += 1
         try:
             result = process(Incoming(beacon, ip, user_agent, self.now_ms()), self.context)
         except SaltUnavailable as exc:
@@ -137,7 +146,7 @@ class BeaconEndpoint:
 
     def _unavailable(self, cause: str, message: str) -> tuple[int, bytes, Headers]:
         self.stats.unavailable += 1
-        log.warning("answering 503: %s", cause)  # cause never holds the IP
+        self._unavailable_log.report(cause)  # cause never holds the IP
         body = orjson.dumps({"error": message})
         return 503, body, _headers(body, (b"retry-after", b"5"))
 

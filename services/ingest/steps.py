@@ -227,7 +227,7 @@ def is_excluded_path(path: str, prefixes: tuple[str, ...]) -> bool:
 def referrer_source(referrer: str, site: str) -> str:
     """``direct`` for no referrer or a self-referral; a named engine or network; else the
     referring domain."""
-    host = urls.strip_www(urls.hostname(referrer)) if referrer else ""
+    host = urls.strip_www(urls.ascii_host(urls.hostname(referrer))) if referrer else ""
     if not host or host == site or host.endswith("." + site):
         return "direct"
     if host in SOCIAL:

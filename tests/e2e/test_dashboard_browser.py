@@ -323,6 +323,51 @@ def test_the_outbound_subtab_lists_domains_by_unique_clicks_and_drills_into_urls
     assert len(outbound_rows(page)) == 3
 
 
+def test_a_look_alike_destination_is_shown_in_punycode_with_a_warning(
+        page: Any, served: Served) -> None:
+    """Issue #9 item 10: a Cyrillic а in amazon.com looked exactly like amazon.com."""
+    from services.core import sites as site_rules
+
+    parts = served.ingest.app.state.embedded
+    site = "lookalike.test"
+    _, key = site_rules.add_site(parts.store, site)
+    parts.known_sites.add(site)
+    sid = new_sid()
+    clicks = ["https://amazon.com/dp/B000000001", "https://аmazon.com/dp/B000000001",
+              "https://аmazon.com/x", "https://münchen.de/"]
+    with httpx.Client(base_url=served.base, timeout=10) as client:
+        for url in clicks:
+            answer = client.post("/api/event", content=orjson.dumps(
+                click(sid, url, "link", site, f"https://{site}/")),
+                headers={"user-agent": user_agent(1), "content-type": "text/plain"})
+            assert answer.json() == {"ok": True}, answer.text
+    assert wait_for(lambda: int(parts.store.query(
+        "SELECT count() AS n FROM events FINAL WHERE site_id = {s:String}",
+        {"s": site})[0]["n"]) == len(clicks))
+
+    page.goto(f"{served.base}/dashboard#key={key}")
+    wait_ready(page)
+    assert outbound_rows(page) == [("⚠ xn--mazon-3ve.com", "2", "1"), ("amazon.com", "1", "1"),
+                                   ("xn--mnchen-3ya.de münchen.de", "1", "1")]
+    fake = page.locator("#outbound-table tr[data-domain='xn--mazon-3ve.com']")
+    marker = fake.locator(".lookalike")
+    assert marker.is_visible() and marker.get_attribute("aria-label") == "Look-alike domain"
+    assert "“аmazon.com”" in str(marker.get_attribute("title"))
+    assert "mixes letters of different scripts" in str(fake.locator(".row-link")
+                                                       .get_attribute("title"))
+    real = page.locator("#outbound-table tr[data-domain='amazon.com']")
+    assert real.locator(".lookalike").count() == 0
+    idn = page.locator("#outbound-table tr[data-domain='xn--mnchen-3ya.de']")
+    assert idn.locator(".lookalike").count() == 0
+    assert idn.locator(".idn-unicode").text_content() == "münchen.de"
+
+    fake.locator(".row-link").click()
+    page.wait_for_selector("#outbound-view[data-state=ready] [data-crumb=domain] .lookalike")
+    shown = page.locator("#outbound-table a.url").all_text_contents()
+    assert sorted(shown) == ["https://xn--mazon-3ve.com/dp/B000000001",
+                             "https://xn--mazon-3ve.com/x"]
+
+
 # ---- Sessions ------------------------------------------------------------------------------------
 
 

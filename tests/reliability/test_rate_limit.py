@@ -39,14 +39,14 @@ _sids = itertools.count()
 
 
 class Ingest:
-    def __init__(self, queue: DiskQueueTransport) -> None:
+    def __init__(self, queue: DiskQueueTransport, **options: int) -> None:
         self.queue = queue
         self.stats = IngestStats()
         self.now_ms = NOW_MS
         self.app = Starlette(routes=ingest_routes(
             queue, {SITE}, max_body_bytes=8192, rate_limit_per_minute=LIMIT,
             trusted_proxies=(PROXY, PROXY_NET), bot_filter=True, salts=lambda ms: b"k" * 32,
-            stats=self.stats, now_ms=lambda: self.now_ms))
+            stats=self.stats, now_ms=lambda: self.now_ms, **options))
 
     def post(self, peer: str, forwarded_for: str | None = None) -> str:
         """'accepted' or the drop reason."""
@@ -120,6 +120,58 @@ def test_a_forwarded_for_naming_only_trusted_proxies_counts_against_the_peer(
     answers = [ingest.post(PROXY, "10.0.0.1, 10.0.0.2") for _ in range(LIMIT + 1)]
     assert answers == ["accepted"] * LIMIT + ["rate_limit"]
     assert ingest.post(PROXY) == "rate_limit"  # that was the proxy's own budget
+
+
+def test_an_ipv6_client_rotating_through_its_64_shares_one_budget(ingest: Ingest) -> None:
+    """One subscriber gets a whole /64: a new address per beacon must not be a new budget."""
+    rotating = [ingest.post(f"2001:db8:7:8:{i:x}:{i * 7:x}::{i + 1:x}") for i in range(LIMIT + 4)]
+    assert rotating == ["accepted"] * LIMIT + ["rate_limit"] * 4
+    assert ingest.post("2001:db8:7:9::1") == "accepted"  # the next /64 is another client
+    behind_proxy = [ingest.post(PROXY, f"2001:db8:aa:bb::{i + 1:x}") for i in range(LIMIT + 1)]
+    assert behind_proxy == ["accepted"] * LIMIT + ["rate_limit"]
+
+
+def test_an_ipv4_mapped_address_is_the_ipv4_client(ingest: Ingest) -> None:
+    answers = [ingest.post("192.0.2.40"), ingest.post("::ffff:192.0.2.40"),
+               ingest.post(PROXY, "::ffff:c000:228")]  # the same address, written as hex
+    answers += [ingest.post("192.0.2.40") for _ in range(LIMIT)]
+    assert answers == ["accepted"] * LIMIT + ["rate_limit"] * 3
+
+
+def test_a_garbage_forwarded_for_from_a_trusted_proxy_is_not_a_key(ingest: Ingest) -> None:
+    """A proxy that forwards what it was sent (or a chain that is not addresses) must not
+    hand out a new budget per invented string: the proxy's own budget is used, and counted."""
+    junk = [f"client-{i}" for i in range(LIMIT)] + ["203.0.113.7:443", "[2001:db8::1]", "",
+                                                      "203.0.113.300", "203.0.113.8, x"]
+    answers = [ingest.post(PROXY, hop) for hop in junk]
+    assert answers == ["accepted"] * LIMIT + ["rate_limit"] * 5
+    assert ingest.stats.forwarded_for_invalid == len(junk) - 1  # "" is no header at all
+    assert ingest.post(PROXY) == "rate_limit"  # it was the proxy's budget
+    assert ingest.post(PROXY, "203.0.113.9") == "accepted"  # a real hop is still believed
+
+
+def test_the_table_never_exceeds_its_cap_and_new_clients_past_it_share_a_budget(
+        tmp_path: pathlib.Path) -> None:
+    cap = 40
+    queue = DiskQueueTransport(tmp_path / "queue.sqlite3", 10_000)
+    asyncio.run(queue.start())
+    try:
+        ingest = Ingest(queue, rate_limit_max_clients=cap)
+        limiter = ingest.stats.rate_limiter
+        assert limiter is not None
+        sizes, answers = [], []
+        for i in range(200):  # 200 addresses in one minute, one beacon each
+            answers.append(ingest.post(f"198.18.{i // 250}.{i % 250 + 1}"))
+            sizes.append(len(limiter))
+        assert max(sizes) == cap
+        assert answers[:cap] == ["accepted"] * cap
+        assert answers[cap:] == ["accepted"] * LIMIT + ["rate_limit"] * (200 - cap - LIMIT)
+        assert limiter.overflowed == 200 - cap
+        assert ingest.post("198.18.0.1") == "accepted"  # a client in the table keeps its own
+        ingest.now_ms += 60_000  # the next minute: a new table
+        assert ingest.post("198.18.0.199") == "accepted" and len(limiter) == 1
+    finally:
+        asyncio.run(queue.stop())
 
 
 def seconds_into_minute() -> float:

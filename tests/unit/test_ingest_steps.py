@@ -166,6 +166,10 @@ def test_put_click_sets_destination_domain_and_asin() -> None:
                                                                      "Echo")
 
 
+def test_an_idn_referrer_is_its_punycode_domain() -> None:
+    assert steps.referrer_source("https://www.gооgle.com/", "example.com") == "xn--ggle-55da.com"
+
+
 def test_put_click_keeps_the_trackers_asin_from_go_links() -> None:
     beacon = click(SID, "https://example.com/go/x?asin=B08N5WRWNW", ca="B08N5WRWNW")
     result = process(incoming(beacon), ctx())

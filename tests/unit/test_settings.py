@@ -47,3 +47,22 @@ def test_secrets_are_masked_in_repr() -> None:
 def test_a_bad_trusted_proxy_fails_at_start() -> None:
     with pytest.raises(SettingsError, match="CLICKPORT_TRUSTED_PROXIES"):
         Settings.from_env({"CLICKPORT_TRUSTED_PROXIES": "10.0.0.1, not-an-ip"})
+
+
+def test_read_timeouts_reach_uvicorn() -> None:
+    from services.cli import UVICORN_OPTIONS, uvicorn_options
+    from services.core.http_timeouts import ReadTimeoutProtocol
+
+    settings = Settings.from_env({"CLICKPORT_HEADER_TIMEOUT_SECONDS": "2.5",
+                                  "CLICKPORT_BODY_TIMEOUT_SECONDS": "1",
+                                  "CLICKPORT_KEEP_ALIVE_SECONDS": "7"})
+    options = uvicorn_options(settings)
+    assert issubclass(options["http"], ReadTimeoutProtocol)
+    assert (options["http"].header_timeout, options["http"].body_timeout) == (2.5, 1.0)
+    assert options["timeout_keep_alive"] == 7
+    defaults = Settings.from_env({})
+    assert UVICORN_OPTIONS["timeout_keep_alive"] == defaults.keep_alive_seconds == 5
+    assert (ReadTimeoutProtocol.header_timeout, ReadTimeoutProtocol.body_timeout) == (
+        defaults.header_timeout_seconds, defaults.body_timeout_seconds)
+    with pytest.raises(SettingsError, match="CLICKPORT_HEADER_TIMEOUT_SECONDS"):
+        Settings.from_env({"CLICKPORT_HEADER_TIMEOUT_SECONDS": "0"})

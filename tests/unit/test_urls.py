@@ -94,3 +94,23 @@ def test_split_of_any_text_matches_urlsplit(text: str) -> None:
 ])
 def test_utm_params_match_parse_qsl(url: str) -> None:
     assert urls.utm_params(url) == reference_utm(reference_parts(url).query)
+
+
+@pytest.mark.parametrize(("url", "domain"), [
+    ("https://аmazon.com/x", "xn--mazon-3ve.com"),  # a Cyrillic а
+    ("https://xn--mazon-3ve.com/x", "xn--mazon-3ve.com"),  # as a browser writes it
+    ("https://www.münchen.de/", "xn--mnchen-3ya.de"),
+    ("https://MÜNCHEN.de/", "xn--mnchen-3ya.de"),
+    ("https://straße.de/", "xn--strae-oqa.de"),  # IDNA 2008: not strasse.de (IDNA 2003)
+    ("https://ＷＷＷ．example.com/", "example.com"),  # UTS 46 maps full-width forms
+    ("https://i❤.ws/", "xn--i-7iq.ws"),  # a symbol IDNA 2008 refuses and browsers resolve
+])
+def test_destination_domains_are_in_punycode(url: str, domain: str) -> None:
+    assert urls.destination_domain(url) == domain
+    assert urls.is_web_url(url)
+
+
+def test_a_host_that_has_no_dns_form_is_not_a_web_url() -> None:
+    assert urls.ascii_host("\u202e.com") == ""  # a bidi control: no IDNA accepts it
+    assert not urls.is_web_url("https://\u202e.com/")
+    assert urls.ascii_host("Example.COM") == "Example.COM"  # ASCII is left as it is
