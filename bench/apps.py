@@ -54,13 +54,13 @@ def ingest_memory_app() -> Any:
     front of Starlette, sites and salts from the Store) with the embedded disk queue as its
     Transport instead of Kafka, and no sessionizer in the process."""
     from services.adapters.chdb_store import ChdbStore
-    from services.adapters.disk_queue import DiskQueueTransport
     from services.core.settings import Settings
+    from services.servers.common import make_disk_queue
     from services.servers.ingest_server import build_ingest_app
 
-    settings = Settings.from_env()
     data_dir = pathlib.Path(os.environ["BENCH_DATA_DIR"])
-    transport = DiskQueueTransport(data_dir / "queue.sqlite3", settings.queue_max_pending)
+    settings = Settings.from_env(data_dir=data_dir)
+    transport = make_disk_queue(settings)
     return build_ingest_app(settings, transport, ChdbStore(data_dir / "chdb"))
 
 

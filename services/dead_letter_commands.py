@@ -132,9 +132,9 @@ def _act(settings: Settings, body: dict[str, Any],
 async def _on_disk_queue(settings: Settings,
                          direct: Callable[[DeadLetters], Awaitable[dict[str, Any]]]
                          ) -> dict[str, Any]:
-    from services.adapters.disk_queue import DiskQueueTransport
+    from services.servers.common import make_disk_queue
 
-    queue = DiskQueueTransport(settings.data_dir / "queue.sqlite3", settings.queue_max_pending)
+    queue = make_disk_queue(settings)
     await queue.start()
     try:
         return await _with(queue.dead_letters(), direct)

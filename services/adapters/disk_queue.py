@@ -4,7 +4,7 @@ Why SQLite: a well-kept embedded engine with a write-ahead log, in the standard 
 `publish` returns only after the row is committed to the WAL (publishes from one turn of
 the event loop share a transaction), so an event answered 2xx survives ``kill -9`` of the
 process (an OS crash or power loss can still lose the last
-commits unless ``synchronous=FULL``; see docs/delivery.md). The queue is bounded: when
+commits unless ``CLICKPORT_QUEUE_SYNC=full``; see docs/delivery.md). The queue is bounded: when
 ``max_pending`` messages wait unconsumed, `publish` raises `TransportFull` and ingest
 answers 503. It has one partition (0), so all events keep their order, and one process uses
 it (like chDB, it belongs to the one-process embedded mode).
@@ -87,9 +87,10 @@ _NO_LIMIT = 2**63 - 1  # the largest SQLite integer: "every entry"
 
 
 class DiskQueueTransport:
-    def __init__(self, path: pathlib.Path, max_pending: int) -> None:
+    def __init__(self, path: pathlib.Path, max_pending: int, *, full_sync: bool = False) -> None:
         self.path = path
         self.max_pending = max_pending
+        self.full_sync = full_sync
         self._db: sqlite3.Connection | None = None
         self._head = 0  # offset the next published message will get
         self._tail = 0  # lowest committed next-offset over all groups (what may be pruned)
@@ -106,7 +107,9 @@ class DiskQueueTransport:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process death
+        # WAL + NORMAL: a commit is durable across process death; FULL adds an fsync of the
+        # WAL per commit, for power loss (CLICKPORT_QUEUE_SYNC, docs/delivery.md).
+        db.execute(f"PRAGMA synchronous={'FULL' if self.full_sync else 'NORMAL'}")
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(queue_identity)")}
         if "first_offset" not in columns:

@@ -30,6 +30,13 @@ class BotFilter(enum.Enum):
     OFF = "off"
 
 
+class QueueSync(enum.Enum):
+    """When the embedded queue's commit reaches the disk (SQLite's ``synchronous``)."""
+
+    NORMAL = "normal"  # in the WAL before 2xx: survives kill -9, not an OS crash or power loss
+    FULL = "full"  # fsync of the WAL before 2xx: survives power loss too
+
+
 class SettingsError(ValueError):
     """A CLICKPORT_* variable holds a value that cannot be used."""
 
@@ -114,6 +121,7 @@ class Settings:
     kafka_partitions: int = 12
     clickhouse_url: str = field(default="clickhouse://default:@127.0.0.1:9000/default", repr=False)
     queue_max_pending: int = 1_000_000
+    queue_sync: QueueSync = QueueSync.NORMAL
     batch_max_events: int = 20_000  # so the 1 s timer, not the size, sets the insert rate
     batch_max_seconds: float = 1.0
     session_idle_seconds: int = 1800
@@ -166,6 +174,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "kafka_partitions": _int(1, 10_000),
     "clickhouse_url": _secret,
     "queue_max_pending": _int(1, 100_000_000),
+    "queue_sync": _enum(QueueSync),
     "batch_max_events": _int(1, 1_000_000),
     "batch_max_seconds": _float(0.01, 60.0),
     "session_idle_seconds": _int(1, 7 * 86400),

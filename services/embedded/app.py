@@ -35,7 +35,13 @@ from services.ingest.app import IngestStats, ingest_routes
 from services.ingest.endpoint import BeaconFastPath, with_fast_beacon_path
 from services.ingest.metrics import ingest_metrics
 from services.ingest.salts import SaltBook
-from services.servers.common import every, health_routes, make_store, stop_tasks
+from services.servers.common import (
+    every,
+    health_routes,
+    make_disk_queue,
+    make_store,
+    stop_tasks,
+)
 from services.sessionizer.health import worker_health
 from services.sessionizer.metrics import sessionizer_metrics
 from services.sessionizer.state import stored_watermark
@@ -67,7 +73,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     store = make_store(settings)
-    transport = DiskQueueTransport(data_dir / "queue.sqlite3", settings.queue_max_pending)
+    transport = make_disk_queue(settings)
     known = site_rules.KnownSites()
     stats = IngestStats()
     sessionizer = Sessionizer(

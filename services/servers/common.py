@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -14,9 +14,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.core.metrics import CONTENT_TYPE
-from services.core.settings import Settings, StoreKind, TransportKind
+from services.core.settings import QueueSync, Settings, StoreKind, TransportKind
 from services.core.store import Store
 from services.core.transport import Transport
+
+if TYPE_CHECKING:
+    from services.adapters.disk_queue import DiskQueueTransport
 
 log = logging.getLogger("clickport.servers")
 
@@ -35,6 +38,14 @@ def make_store(settings: Settings) -> Store:
     from services.adapters.chdb_store import ChdbStore
 
     return ChdbStore(settings.data_dir / "chdb")
+
+
+def make_disk_queue(settings: Settings) -> DiskQueueTransport:
+    """The embedded queue in the data dir (the one-process `clickport dev`)."""
+    from services.adapters.disk_queue import DiskQueueTransport
+
+    return DiskQueueTransport(settings.data_dir / "queue.sqlite3", settings.queue_max_pending,
+                              full_sync=settings.queue_sync is QueueSync.FULL)
 
 
 def make_transport(settings: Settings) -> Transport:

@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from services.core.settings import Settings, SettingsError, StoreKind, TransportKind
+from services.core.settings import QueueSync, Settings, SettingsError, StoreKind, TransportKind
 
 
 def test_defaults_are_the_embedded_mode() -> None:
@@ -22,11 +22,14 @@ def test_enums_and_numbers_are_parsed() -> None:
     assert settings.store is StoreKind.CLICKHOUSE
     assert settings.rate_limit_per_minute == 0
     assert settings.trusted_proxies == ("10.0.0.1", "10.1.0.0/16")
+    assert Settings.from_env({}).queue_sync is QueueSync.NORMAL
+    assert Settings.from_env({"CLICKPORT_QUEUE_SYNC": "full"}).queue_sync is QueueSync.FULL
 
 
 @pytest.mark.parametrize(("var", "value"), [
     ("CLICKPORT_TRANSPORT", "rabbitmq"),
     ("CLICKPORT_STORE", "postgres"),
+    ("CLICKPORT_QUEUE_SYNC", "sometimes"),
     ("CLICKPORT_PORT", "99999"),
     ("CLICKPORT_BATCH_MAX_SECONDS", "soon"),
     ("CLICKPORT_BOT_FILTER", "maybe"),
