@@ -25,9 +25,9 @@ BENCHMARKS = {
     "store": "bench.store_insert",
     "e2e": "bench.pipeline_e2e",
     "e2e_kafka": "bench.pipeline_kafka",
+    "e2e_stack": "bench.pipeline_stack",  # separate processes (tests/stack.py)
     "api": "bench.api_latency",
     "tracker": "bench.tracker_click",
-    # "e2e_stack": "bench.pipeline_stack",  separate processes (tests/stack.py): README 4c
     "api_sites": "bench.api_sites",
 }
 # Run only when named in --only: too long for every run.
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def prefix_of(name: str) -> str:
     return {"ingest": "ingest.", "sessionizer": "sessionizer.", "memory": "memory.",
-            "store": "store.", "e2e": "e2e.", "e2e_kafka": "e2e_kafka.",
+            "store": "store.", "e2e": "e2e.", "e2e_kafka": "e2e_kafka.", "e2e_stack": "e2e_stack.",
             "api": "api.", "tracker": "tracker.", "api_sites": "api_sites."}[name]
 
 

@@ -8,7 +8,7 @@ pageview, click per session).
    whose queue lag stays bounded: every request answered 2xx at >= 97 % of the offered
    rate, and the queue's pending count, sampled each second from /readyz, stays under
    max(5,000, 2 s of traffic) in the step's second half without growing (`search`, shared
-   with bench/pipeline_kafka.py).
+   with bench/pipeline_kafka.py and bench/pipeline_stack.py).
 3. That rate is held for ``e2e_confirm_seconds`` (60 s in the full profile); if it fails,
    the next 15 % lower rate is held. During this run the sessionizer's INSERT count
    (``/readyz``) gives inserts per table per second, and its ``last_batch_delay_seconds``,
@@ -48,6 +48,9 @@ from bench.wrk_load import BodyFile, WrkResult, run_wrk
 from services.core.settings import Settings
 
 BATCH_SECONDS = Settings().batch_max_seconds  # clickport dev runs with the defaults
+# What a run stored: rows as the dashboard reads them (FINAL) and distinct event ids.
+STORED_SQL = ("SELECT count() AS n, uniqExact(event_id) AS ids FROM events FINAL "
+              "WHERE site_id = {s:String}")
 
 
 @dataclass
@@ -143,10 +146,9 @@ def stored_events(data_dir: str) -> dict[str, int]:
     script = ("import json, pathlib, sys\n"
               "from services.adapters.chdb_store import ChdbStore\n"
               "s = ChdbStore(pathlib.Path(sys.argv[1]) / 'chdb')\n"
-              "r = s.query(\"SELECT count() AS n, uniqExact(event_id) AS ids FROM events FINAL "
-              "WHERE site_id = {s:String}\", {'s': sys.argv[2]})[0]\n"
+              "r = s.query(sys.argv[3], {'s': sys.argv[2]})[0]\n"
               "print(json.dumps({'rows': int(r['n']), 'ids': int(r['ids'])}))\n")
-    out = subprocess.run([PYTHON, "-c", script, data_dir, SITE], check=True,
+    out = subprocess.run([PYTHON, "-c", script, data_dir, SITE, STORED_SQL], check=True,
                          capture_output=True, timeout=300, env=child_env()).stdout
     result: dict[str, int] = orjson.loads(out.decode().strip().splitlines()[-1])
     return result
@@ -155,7 +157,8 @@ def stored_events(data_dir: str) -> dict[str, int]:
 def search(step: Callable[[float, int], Step], top: float, p: Profile) -> Step:
     """Bisection in [0.1 X, 1.25 X] (X measured once, on a shared machine: search a little
     above it too), then the highest bounded rate held for ``e2e_confirm_seconds``; if that
-    fails, 15 % less is held. Shared by the dev and the Kafka end-to-end figures."""
+    fails, 15 % less is held. Shared by the dev, the Kafka and the separate-process end-to-end
+    figures."""
     lo, hi = 0.1 * top, 1.25 * top
     for _ in range(2 if p.quick else 4):
         mid = (lo + hi) / 2

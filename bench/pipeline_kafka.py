@@ -35,7 +35,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -46,6 +47,7 @@ from bench.common import (
     Figure,
     Server,
     child_env,
+    cpu_seconds,
     free_port,
     load_average,
     say,
@@ -55,7 +57,7 @@ from bench.ingest_load import PRODUCT_ENV, add_site
 from bench.kafka import new_topic
 from bench.pipeline_e2e import Sampler, Step, delay_figure, per_batch, search, stored_events
 from bench.workload import session_bodies
-from bench.wrk_load import BodyFile, run_wrk
+from bench.wrk_load import BodyFile, WrkResult, run_wrk
 
 PARTITIONS = 12
 T = TypeVar("T")
@@ -66,8 +68,10 @@ class LagProbe:
     the group's committed offset, or 0 when none is committed yet). An admin client and a
     group-less consumer on an event loop in a thread of this (core 0) process."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, group: str,
+                 partitions: int = PARTITIONS) -> None:
         self.bootstrap, self.topic, self.group = bootstrap, topic, group
+        self.partitions = partitions
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -87,7 +91,7 @@ class LagProbe:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
                                           enable_auto_commit=False)
         await self._consumer.start()
-        self._partitions = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
+        self._partitions = [TopicPartition(self.topic, p) for p in range(self.partitions)]
 
     async def _lag(self) -> int:
         committed = await self._admin.list_consumer_group_offsets(
@@ -118,27 +122,43 @@ class LagProbe:
             self._loop.close()
 
 
+@dataclass
 class KafkaStep(Step):
-    """A step whose ``pending`` samples are the broker's consumer lag."""
+    """A step whose ``pending`` samples are the broker's consumer lag, with what each role's
+    processes used: CPU time per second of the wrk run, their event-loop (main) threads'
+    run-queue wait per second, and CPU time per event answered 202 from the step's start
+    until the lag drained (the sessionizers' tail included)."""
+
+    cpu: dict[str, float] = field(default_factory=dict)
+    wait: dict[str, float] = field(default_factory=dict)
+    cpu_per_event: dict[str, float] = field(default_factory=dict)
+    accepted: int = 0  # events ingest answered 202 in the step
+    drained_seconds: float = 0.0  # from the step's start until the lag drained
+    load1: str = ""  # 1-min load average after the step
 
     def brief(self) -> str:
         return super().brief().replace("pending max", "lag max")
 
+    def usage(self) -> str:
+        ran = ", ".join(f"{role} {share:.0%}" for role, share in self.cpu.items())
+        waited = ", ".join(f"{role} {share:.0%}" for role, share in self.wait.items())
+        return (f"CPU time per second: {ran}; event-loop threads runnable but waiting for a "
+                f"CPU: {waited}")
 
-def run_queue_wait(server: Server) -> float:
-    """Seconds the server's main thread (uvicorn's event loop) has spent runnable but not
-    running (/proc/PID/schedstat): other work on its core, or the hypervisor's steal."""
-    if server.proc is None:
-        return 0.0
+
+def run_queue_wait(pid: int) -> float:
+    """Seconds the main thread of ``pid`` (uvicorn's event loop in a service) has spent
+    runnable but not running (/proc/PID/schedstat): other work on its core, or the
+    hypervisor's steal."""
     try:
-        return int(pathlib.Path(f"/proc/{server.proc.pid}/schedstat").read_text().split()[1]) / 1e9
+        return int(pathlib.Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
 
 
-def metrics(server: Server, *names: str) -> list[float]:
-    """For each name, the sum of its samples on the server's /metrics (all label sets)."""
-    text = httpx.get(server.base + "/metrics", timeout=30).text
+def metrics(base: str, *names: str) -> list[float]:
+    """For each name, the sum of its samples on ``base``/metrics (all label sets)."""
+    text = httpx.get(base + "/metrics", timeout=30).text
     totals = [0.0] * len(names)
     for line in text.splitlines():
         for i, name in enumerate(names):
@@ -147,8 +167,101 @@ def metrics(server: Server, *names: str) -> list[float]:
     return totals
 
 
-def metric(server: Server, name: str) -> float:
-    return metrics(server, name)[0]
+def metric(bases: Sequence[str], name: str) -> float:
+    """``name`` summed over the services at ``bases``."""
+    return sum(metrics(base, name)[0] for base in bases)
+
+
+INSERTS = "clickport_sessionizer_inserts_total"
+BATCH_DELAY = "clickport_sessionizer_last_batch_delay_seconds"
+
+
+class KafkaPipeline:
+    """Drives and measures an end to end over Kafka from core 0 (here, and on separate
+    processes in bench/pipeline_stack.py): wrk spread over the ingest processes (one thread
+    each), the broker's consumer lag each second, each sessionizer's insert count and last
+    batch delay each second, and per step the CPU time (/proc/PID/stat) and event-loop
+    run-queue wait of each role's processes (``roles``: role -> pids; ``loops``: the roles
+    whose main thread is an event loop)."""
+
+    def __init__(self, label: str, probe: LagProbe, bodies: BodyFile, ingest: Sequence[str],
+                 sessionizers: Sequence[str], roles: dict[str, list[int]],
+                 loops: Sequence[str] = ("ingest", "sessionizer")) -> None:
+        self.label, self.probe, self.bodies = label, probe, bodies
+        self.ingest, self.sessionizers = list(ingest), list(sessionizers)
+        self.roles, self.loops = roles, list(loops)
+        self.steps: list[KafkaStep] = []
+        self.n2xx = 0  # 2xx answers wrk read, over every run
+
+    def wrk(self, seconds: int, connections: int, rate: float = 0) -> WrkResult:
+        got = run_wrk(self.ingest[0], self.bodies, seconds=seconds, connections=connections,
+                      rate=rate, count_status=True, also=self.ingest[1:])
+        self.n2xx += got.n2xx
+        return got
+
+    def accepted(self) -> int:
+        """Events the ingest processes answered 202 (Kafka acknowledged), their own count."""
+        return sum(int(httpx.get(base + "/readyz", timeout=30).json()["accepted"])
+                   for base in self.ingest)
+
+    def drain(self, timeout: float = 600) -> None:
+        wait_until(lambda: self.probe.lag() == 0, timeout, "the consumer lag to drain",
+                   every=0.5)
+
+    def idle(self, seconds: float) -> dict[str, float]:
+        """CPU time per second of each role with no traffic (timers, polls, merges)."""
+        cpu = self._cpu()
+        time.sleep(seconds)
+        return {role: (used - cpu[role]) / seconds for role, used in self._cpu().items()}
+
+    def _cpu(self) -> dict[str, float]:
+        return {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in self.roles.items()}
+
+    def _waits(self) -> dict[str, float]:
+        return {role: sum(run_queue_wait(pid) for pid in self.roles[role]) for role in self.loops}
+
+    def _batches(self) -> list[list[float]]:
+        return [metrics(base, INSERTS, BATCH_DELAY) for base in self.sessionizers]
+
+    def step(self, rate: float, seconds: int) -> KafkaStep:
+        """``rate`` offered for ``seconds``; then the lag drains to 0 (the next step starts
+        from an empty topic)."""
+        before = [inserts for inserts, _ in self._batches()]
+        accepted, cpu, waits = self.accepted(), self._cpu(), self._waits()
+        started = time.monotonic()
+        with Sampler(self.probe.lag, join_seconds=35) as lags, \
+                Sampler(self._batches) as batches:
+            got = self.wrk(seconds, 128, rate)
+        ran = {role: (used - cpu[role]) / got.seconds for role, used in self._cpu().items()}
+        waited = {role: (w - waits[role]) / got.seconds for role, w in self._waits().items()}
+        inserts = int(sum(inserts for inserts, _ in self._batches()) - sum(before))
+        load1 = load_average().split()[0]
+        self.drain()
+        drained = time.monotonic() - started
+        events = self.accepted() - accepted
+        per_event = {role: (used - cpu[role]) / events if events else 0.0
+                     for role, used in self._cpu().items()}
+        delays = [delay for i, start in enumerate(before)
+                  for delay in per_batch([(s[i][0], s[i][1]) for s in batches.samples], start)]
+        s = KafkaStep(rate, seconds, got, lags.samples, inserts, delays, cpu=ran, wait=waited,
+                      cpu_per_event=per_event, accepted=events, load1=load1,
+                      drained_seconds=drained)
+        self.steps.append(s)
+        say(f"{self.label} step ({seconds}s): {s.brief()}; {s.usage()}; load {load1}")
+        time.sleep(1.0)
+        return s
+
+    def bisection(self) -> str:
+        return "; ".join(f"{s.rate:,.0f} {'ok' if s.bounded else 'no'}" for s in self.steps[:-1])
+
+    def step_records(self) -> list[dict[str, Any]]:
+        return [{"rate": s.rate, "answered": s.wrk.rate, "lag": s.pending,
+                 "bounded": s.bounded, "p50_ms": s.wrk.p50_ms, "p99_ms": s.wrk.p99_ms,
+                 "load1": s.load1, "accepted": s.accepted,
+                 **{f"cpu_{role}": v for role, v in s.cpu.items()},
+                 **{f"wait_{role}": v for role, v in s.wait.items()},
+                 **{f"cpu_per_event_{role}": v for role, v in s.cpu_per_event.items()}}
+                for s in self.steps]
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -174,71 +287,30 @@ def run(ctx: Context) -> list[Figure]:
                          port, env=child_env(CLICKPORT_DATA_DIR=store_dir, **kafka_env),
                          log_dir=logs, ready_path="/readyz")
     bodies = BodyFile(session_bodies(4000))
-    n2xx = 0
-    steps: list[KafkaStep] = []
-    loads: list[str] = []  # 1-min load average after each step
-    shares: list[tuple[float, float]] = []  # CPU-s per s of ingest, sessionizer in a step
-    starved: list[tuple[float, float]] = []  # and their main threads' run-queue wait per s
-
-    def core1(i: int) -> str:
-        return (f"core 1: ingest ran {shares[i][0]:.0%}, sessionizer {shares[i][1]:.0%} of "
-                f"the time; their event-loop threads waited for a CPU {starved[i][0]:.0%}, "
-                f"{starved[i][1]:.0%}")
-
     probe: LagProbe | None = None
-
-    def drain(timeout: float = 600) -> None:
-        assert probe is not None
-        wait_until(lambda: probe.lag() == 0, timeout, "the consumer lag to drain", every=0.5)
-
-    def step(rate: float, seconds: int) -> KafkaStep:
-        nonlocal n2xx
-        assert probe is not None
-        before = metric(sessionizer, "clickport_sessionizer_inserts_total")
-        cpu = (ingest.cpu_seconds(), sessionizer.cpu_seconds())
-        waits = (run_queue_wait(ingest), run_queue_wait(sessionizer))
-        with Sampler(probe.lag, join_seconds=35) as sampler, \
-                Sampler(lambda: metrics(sessionizer, "clickport_sessionizer_inserts_total",
-                                        "clickport_sessionizer_last_batch_delay_seconds")
-                        ) as batches:
-            got = run_wrk(ingest.base, bodies, seconds=seconds, connections=128, rate=rate,
-                          count_status=True)
-        shares.append(((ingest.cpu_seconds() - cpu[0]) / got.seconds,
-                       (sessionizer.cpu_seconds() - cpu[1]) / got.seconds))
-        starved.append(((run_queue_wait(ingest) - waits[0]) / got.seconds,
-                        (run_queue_wait(sessionizer) - waits[1]) / got.seconds))
-        n2xx += got.n2xx
-        s = KafkaStep(rate, seconds, got, sampler.samples,
-                      int(metric(sessionizer, "clickport_sessionizer_inserts_total") - before),
-                      per_batch(batches.samples, before))
-        steps.append(s)
-        loads.append(load_average().split()[0])
-        say(f"e2e kafka step ({seconds}s): {s.brief()}; {core1(-1)}; load {loads[-1]}")
-        drain()
-        time.sleep(1.0)
-        return s
-
     try:
         say(f"e2e kafka: topic {topic}, group {group}; ingest and sessionizer on core 1")
         sessionizer.start()
         ingest.start()
         probe = LagProbe(bootstrap, topic, group)
-        warm = run_wrk(ingest.base, bodies, seconds=2, connections=16, count_status=True)
-        n2xx += warm.n2xx
-        drain()
-        top = run_wrk(ingest.base, bodies, seconds=max(3, p.e2e_step_seconds // 3),
-                      connections=256, count_status=True)
-        n2xx += top.n2xx
+        assert ingest.proc is not None and sessionizer.proc is not None
+        pipe = KafkaPipeline("e2e kafka", probe, bodies, [ingest.base], [sessionizer.base],
+                            {"ingest": [ingest.proc.pid],
+                             "sessionizer": [sessionizer.proc.pid]})
+        pipe.wrk(2, 16)  # warm-up
+        pipe.drain()
+        top = pipe.wrk(max(3, p.e2e_step_seconds // 3), 256)
         say(f"e2e kafka: closed-loop maximum of clickport ingest (sessionizer consuming on "
             f"the same core): {top.brief()}")
-        drain()
-        confirm = search(step, top.rate, p)
+        pipe.drain()
+        confirm = search(pipe.step, top.rate, p)
         body = ingest.get_json("/readyz")
         accepted, unavailable = int(body["accepted"]), int(body["unavailable"])
-        dropped = int(metric(ingest, "clickport_ingest_dropped_total"))
-        written = int(metric(sessionizer, "clickport_sessionizer_events_written_total"))
-        replayed = int(metric(sessionizer, "clickport_sessionizer_replayed_skipped_total"))
-        corrupt = int(metric(sessionizer, "clickport_sessionizer_corrupt_total"))
+        dropped = int(metric([ingest.base], "clickport_ingest_dropped_total"))
+        ses = [sessionizer.base]
+        written = int(metric(ses, "clickport_sessionizer_events_written_total"))
+        replayed = int(metric(ses, "clickport_sessionizer_replayed_skipped_total"))
+        corrupt = int(metric(ses, "clickport_sessionizer_corrupt_total"))
         final_lag = probe.lag()
     finally:
         if probe is not None:
@@ -248,6 +320,7 @@ def run(ctx: Context) -> list[Figure]:
         bodies.close()
     counts = stored_events(store_dir)
     fraction = counts["rows"] / accepted if accepted else 0.0
+    n2xx = pipe.n2xx
     say(f"e2e kafka: 2xx read by wrk {n2xx:,}, answered 202 (accepted) {accepted:,}, "
         f"503 {unavailable}, dropped {dropped}, sessionizer wrote {written:,} (replays "
         f"skipped {replayed}, corrupt {corrupt}), lag at the end {final_lag}, exit codes "
@@ -262,19 +335,10 @@ def run(ctx: Context) -> list[Figure]:
                name=f"highest offered rate with bounded consumer lag (broker's committed "
                     f"offsets), {where}, held {confirm.seconds} s", unit="ev/s", runs=[held],
                target="(report)", command=cmd,
-               note=(f"{confirm.brief()}; {core1(-1)}; closed-loop maximum of ingest "
-                     f"{top.rate:,.0f}/s; "
-                     "bisection: " + "; ".join(f"{s.rate:,.0f} {'ok' if s.bounded else 'no'}"
-                                               for s in steps[:-1])
-                     + f"; 1-min load average after each step: {', '.join(loads)}"),
-               extra={"steps": [{"rate": s.rate, "answered": s.wrk.rate, "lag": s.pending,
-                                 "bounded": s.bounded, "p99_ms": s.wrk.p99_ms,
-                                 "load1": load, "cpu_ingest": cpu[0],
-                                 "cpu_sessionizer": cpu[1], "wait_ingest": wait[0],
-                                 "wait_sessionizer": wait[1]}
-                                for s, load, cpu, wait in zip(steps, loads, shares, starved,
-                                                              strict=False)],
-                      "topic_partitions": PARTITIONS}),
+               note=(f"{confirm.brief()}; core 1 {confirm.usage()}; closed-loop maximum of "
+                     f"ingest {top.rate:,.0f}/s; bisection: {pipe.bisection()}; 1-min load "
+                     f"average after each step: {', '.join(s.load1 for s in pipe.steps)}"),
+               extra={"steps": pipe.step_records(), "topic_partitions": PARTITIONS}),
         Figure(id="e2e_kafka.stored_fraction", stage="4 end to end",
                name="fraction of 2xx events stored over Kafka (events FINAL in the "
                     "sessionizer's chDB / events ingest answered 202)",

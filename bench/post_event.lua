@@ -7,6 +7,10 @@
 --               response a connection waits for the next free slot, so the offered rate is
 --               constant while the server keeps up (wrk's latency clock starts at the send).
 -- BENCH_COUNT   "1" = count response statuses (parses responses in Lua: slower, for e2e only)
+-- BENCH_HOSTS   optional "host:port,host:port,...": thread i connects to entry i (modulo the
+--               count), with that Host header; wrk's URL gives only the path (and the
+--               address of threads when unset). One wrk process spreads load over several
+--               servers this way, and its latency histogram covers all of them.
 --
 -- done() prints one line "BENCH_JSON {...}" with totals, latency percentiles and statuses.
 
@@ -14,11 +18,21 @@ local bodies_path = os.getenv("BENCH_BODIES")
 local ua = os.getenv("BENCH_UA") or "bench"
 local rate = tonumber(os.getenv("BENCH_RATE") or "0")
 local count_status = os.getenv("BENCH_COUNT") == "1"
+local hosts = {}
+for entry in string.gmatch(os.getenv("BENCH_HOSTS") or "", "[^,]+") do
+  table.insert(hosts, entry)
+end
 
 local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  if #hosts > 0 then
+    local entry = hosts[(#threads - 1) % #hosts + 1]
+    local host, port = string.match(entry, "^(.+):(%d+)$")
+    thread.addr = wrk.lookup(host, port)[1]
+    thread:set("bench_host", entry)
+  end
 end
 
 local requests = {}
@@ -27,6 +41,7 @@ local index = 0
 function init(args)
   local headers = { ["Content-Type"] = "text/plain;charset=UTF-8", ["User-Agent"] = ua,
                     ["Origin"] = "https://shop.example.com" }
+  if bench_host then headers["Host"] = bench_host end
   for line in io.lines(bodies_path) do
     table.insert(requests, wrk.format("POST", "/api/event", headers, line))
   end

@@ -37,7 +37,7 @@ def load_results(profile: str) -> dict[str, Any]:
 def save_results(profile: str, data: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     order = ["ingest.", "sessionizer.", "memory.", "store.", "e2e.inserts", "e2e.",
-             "e2e_kafka.", "api.", "api_sites.", "tracker."]
+             "e2e_kafka.", "e2e_stack.", "api.", "api_sites.", "tracker."]
 
     def rank(f: dict[str, Any]) -> tuple[int, str]:
         stage = str(f.get("stage", ""))
@@ -125,6 +125,43 @@ def store_table(figures: list[Figure]) -> list[str]:
     return lines
 
 
+# The end-to-end figures of the three topologies: (heading, id prefix).
+TOPOLOGIES = (("clickport dev (4)", "e2e."), ("Kafka, 2 processes (4b)", "e2e_kafka."),
+              ("separate processes (4c)", "e2e_stack."))
+
+
+def e2e_table(figures: list[Figure]) -> list[str]:
+    """The end to end on each topology, side by side: the rate held, the client's p99 at
+    it, the stored fraction; each from its stage's latest run."""
+    by_id = {f.id: f for f in figures}
+    shown = [(name, prefix) for name, prefix in TOPOLOGIES
+             if f"{prefix}sustained_rate" in by_id]
+    if "e2e_stack.sustained_rate" not in by_id or len(shown) < 2:
+        return []
+
+    def p99(prefix: str) -> str:
+        steps = by_id[f"{prefix}sustained_rate"].extra.get("steps") or [{}]
+        value = steps[-1].get("p99_ms")  # the last step is the hold
+        return "–" if value is None else f"{num(value)} ms"
+
+    def value(figure_id: str) -> str:
+        f = by_id.get(figure_id)
+        if f is None:
+            return "–"
+        verdict = {True: " pass", False: " **MISS**", None: ""}[f.passed]
+        return f"{num(f.value)} {f.unit}".rstrip() + verdict
+
+    rows = [("rate held with bounded lag", lambda pre: value(f"{pre}sustained_rate")),
+            ("client p99 at that rate", p99),
+            ("stored fraction (target 1.000)", lambda pre: value(f"{pre}stored_fraction"))]
+    lines = ["", "End to end on each topology, side by side (each from its stage's latest run):",
+             "", "| figure | " + " | ".join(name for name, _ in shown) + " |",
+             "| --- |" + " ---: |" * len(shown)]
+    for what, cell in rows:
+        lines.append(f"| {what} | " + " | ".join(cell(pre) for _, pre in shown) + " |")
+    return lines
+
+
 def section(profile: str, title: str) -> list[str]:
     data = load_results(profile)
     figures = [Figure.from_dict(f) for f in data["figures"]]
@@ -141,6 +178,7 @@ def section(profile: str, title: str) -> list[str]:
             "", f"Load average (1 min) before -> after each benchmark: {load}.", ""]
     out += table(figures)
     out += store_table(figures)
+    out += e2e_table(figures)
     if data["errors"]:
         out += ["", "Benchmarks that failed in their last run:", ""]
         out += [f"- `{k}`: {v}" for k, v in data["errors"].items()]
@@ -161,10 +199,10 @@ def write_docs() -> pathlib.Path:
         "(../bench/README.md). Benchmarks never run in CI and no test asserts a timing.",
         "",
         "```",
-        "scripts/bench            # everything, full sizes (about 20 minutes)",
+        "scripts/bench            # everything, full sizes (about 25 minutes)",
         "scripts/bench --quick    # smoke mode: tiny sizes, under 2 minutes",
         "scripts/bench --only ingest,store   # a subset (ingest sessionizer memory store "
-        "e2e e2e_kafka api tracker)",
+        "e2e e2e_kafka e2e_stack api tracker)",
         "scripts/bench --only api_sites     # opt-in: 100 M events across 50 sites (~40 min)",
         "```",
         "",

@@ -1,9 +1,11 @@
 """Driving ``wrk`` (Debian's package; installed here when missing) with bench/post_event.lua:
 closed-loop maximum-rate runs and paced constant-rate runs, each returning a `WrkResult`.
 
-wrk runs on the client core (core 0) with one thread: on this machine one wrk thread
-sustains well over what one server core answers (checked against the bare ASGI app, see
-bench/README.md), so the load generator is not the bottleneck of the ratios.
+wrk runs on the client core (core 0) with one thread per server it loads (one, except the
+end to end on separate processes, which spreads its load over two ingest processes): on
+this machine one wrk thread sustains well over what one server core answers (checked
+against the bare ASGI app, see bench/README.md), so the load generator is not the
+bottleneck of the ratios.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -79,12 +83,21 @@ class BodyFile:
 
 
 def run_wrk(base_url: str, bodies: BodyFile, *, seconds: int, connections: int,
-            rate: float = 0, count_status: bool = False, timeout_s: int = 10) -> WrkResult:
-    """One wrk run against ``base_url``/api/event. ``rate`` > 0 paces sends (open schedule)."""
+            rate: float = 0, count_status: bool = False, timeout_s: int = 10,
+            also: Sequence[str] = ()) -> WrkResult:
+    """One wrk run against ``base_url``/api/event. ``rate`` > 0 paces sends (open schedule).
+
+    ``also``: more servers' base URLs to spread the load over, one wrk thread per server
+    (``BENCH_HOSTS`` in post_event.lua), each with ``connections`` / threads connections and
+    an equal share of ``rate``; the result totals all of them, latency percentiles included.
+    """
     wrk = ensure_wrk()
+    targets = [base_url, *also]
     env = {**os.environ, "BENCH_BODIES": str(bodies.path), "BENCH_UA": DESKTOP_UA,
-           "BENCH_RATE": str(rate), "BENCH_COUNT": "1" if count_status else "0"}
-    argv = pinned(CLIENT_CORE, [wrk, "-t1", f"-c{connections}", f"-d{seconds}s",
+           "BENCH_RATE": str(rate / len(targets)), "BENCH_COUNT": "1" if count_status else "0"}
+    if also:
+        env["BENCH_HOSTS"] = ",".join(urllib.parse.urlsplit(t).netloc for t in targets)
+    argv = pinned(CLIENT_CORE, [wrk, f"-t{len(targets)}", f"-c{connections}", f"-d{seconds}s",
                                 f"--timeout={timeout_s}s", "-s", str(SCRIPT), "--latency",
                                 base_url + "/api/event"])
     proc = subprocess.run(argv, env=env, capture_output=True, timeout=seconds + 120)

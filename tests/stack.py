@@ -430,11 +430,15 @@ class Stack:
 
     def down(self, say: Say = print, grace: float = GRACE_SECONDS) -> None:
         """Stop in the reverse order of `up`, one role at a time."""
-        roles = ["demo", *[role for role, _ in reversed(LAYOUT)]]
-        for role in roles:
-            stop_services(self.of(role), grace, say)
+        self.down_services(say, grace)
         for part in reversed(self.backing):
             part.stop(grace, say)
+
+    def down_services(self, say: Say = print, grace: float = GRACE_SECONDS) -> None:
+        """The services only, as `down` stops them; the broker and the ClickHouse server keep
+        running (the benchmark counts what was stored after a graceful stop)."""
+        for role in ["demo", *[role for role, _ in reversed(LAYOUT)]]:
+            stop_services(self.of(role), grace, say)
 
     def status(self, say: Say = print) -> bool:
         healthy = True
