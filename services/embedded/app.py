@@ -39,6 +39,7 @@ from services.servers.common import every, health_routes, make_store, stop_tasks
 from services.sessionizer.health import worker_health
 from services.sessionizer.metrics import sessionizer_metrics
 from services.sessionizer.state import stored_watermark
+from services.sessionizer.supervisor import Supervisor
 from services.sessionizer.worker import Sessionizer
 
 log = logging.getLogger("clickport.embedded")
@@ -55,6 +56,7 @@ class Embedded:
     known_sites: site_rules.KnownSites
     ingest_stats: IngestStats
     sessionizer: Sessionizer
+    supervisor: Supervisor
     salts: SaltBook | None = None
     demo_key: str = ""
     runtime: Runtime | None = None
@@ -74,7 +76,8 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         transport, store, group="embedded", batch_max_events=settings.batch_max_events,
         batch_max_seconds=settings.batch_max_seconds, idle_seconds=settings.session_idle_seconds,
     )
-    parts = Embedded(settings, store, transport, known, stats, sessionizer, runtime=runtime)
+    parts = Embedded(settings, store, transport, known, stats, sessionizer,
+                     Supervisor(sessionizer), runtime=runtime)
     salt = settings.visitor_salt_secret.encode() or secret_file(data_dir, "visitor-salt.secret")
     salts = SaltBook(store, pepper=salt)  # daily random salts in the Store (docs/ingest.md)
     parts.salts = salts
@@ -90,7 +93,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         await asyncio.to_thread(known.reload, store)
         parts.demo_key = await asyncio.to_thread(ensure_demo_site, store, data_dir)
         known.add(DEMO_DOMAIN)
-        parts.tasks = [asyncio.create_task(sessionizer.run(), name="sessionizer"),
+        parts.tasks = [asyncio.create_task(parts.supervisor.run(), name="sessionizer"),
                        asyncio.create_task(every(SITES_REFRESH_SECONDS,
                                                  lambda: known.reload(store), "sites")),
                        asyncio.create_task(salts.run(), name="salts")]
@@ -170,7 +173,7 @@ def banner(parts: Embedded, runtime: Runtime) -> str:
 
 async def readiness(parts: Embedded) -> tuple[bool, dict[str, Any]]:
     salts_ready = parts.salts is not None and parts.salts.ready
-    healthy, health = worker_health(parts.sessionizer)
+    healthy, health = worker_health(parts.supervisor)
     return healthy and salts_ready, {
         "mode": "embedded (chosen: one process, disk queue + chDB)",
         **health,
@@ -189,7 +192,7 @@ async def readiness(parts: Embedded) -> tuple[bool, dict[str, Any]]:
 async def metrics(parts: Embedded) -> bytes:
     lag = await parts.sessionizer.lag()
     return render(lambda: ingest_metrics(parts.ingest_stats),
-                  lambda: sessionizer_metrics(parts.sessionizer, lag),
+                  lambda: sessionizer_metrics(parts.supervisor, lag),
                   lambda: [counter("clickport_queue_streams_started",
                                    "Starts that found the queue behind the Store (lost writes)",
                                    parts.queue_streams_started)])

@@ -19,6 +19,7 @@ from services.core.transport import Transport
 from services.servers.common import health_routes
 from services.sessionizer.health import worker_health
 from services.sessionizer.metrics import sessionizer_metrics
+from services.sessionizer.supervisor import Supervisor
 from services.sessionizer.worker import Sessionizer
 
 log = logging.getLogger("clickport.sessionizer")
@@ -34,11 +35,12 @@ def build_sessionizer(settings: Settings, transport: Transport, store: Store) ->
 
 def build_sessionizer_app(settings: Settings, transport: Transport, store: Store) -> Starlette:
     worker = build_sessionizer(settings, transport, store)
+    supervisor = Supervisor(worker)
     holder: dict[str, asyncio.Task[None]] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(worker.run(), name="sessionizer")
+        task = asyncio.create_task(supervisor.run(), name="sessionizer")
         holder["task"] = task
         try:
             yield
@@ -54,7 +56,7 @@ def build_sessionizer_app(settings: Settings, transport: Transport, store: Store
     async def ready() -> tuple[bool, dict[str, Any]]:
         task = holder.get("task")
         alive = task is not None and not task.done()
-        healthy, health = worker_health(worker)
+        healthy, health = worker_health(supervisor)
         return alive and healthy, {
             **health, "transport": transport.describe(), "lag": await worker.lag(),
             "sessions_in_memory": len(worker.sessions.states),
@@ -62,8 +64,9 @@ def build_sessionizer_app(settings: Settings, transport: Transport, store: Store
 
     async def metrics() -> bytes:
         lag = await worker.lag()
-        return render(lambda: sessionizer_metrics(worker, lag))
+        return render(lambda: sessionizer_metrics(supervisor, lag))
 
     app = Starlette(routes=health_routes(ready, metrics), lifespan=lifespan)
     app.state.sessionizer = worker
+    app.state.supervisor = supervisor
     return app

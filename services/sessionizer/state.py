@@ -45,6 +45,10 @@ class SessionTable:
     def missing(self, keys: Iterable[SessionKey]) -> set[SessionKey]:
         return {key for key in keys if key not in self.states}
 
+    def clear(self) -> None:
+        self.states.clear()
+        self._next_sweep = 0.0
+
     def forget(self, keys: Iterable[SessionKey]) -> None:
         """Drop these sessions (they reload from the Store when next seen)."""
         for key in keys:

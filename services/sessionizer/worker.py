@@ -12,6 +12,9 @@ Delivery (docs/delivery.md has the argument):
   sessions are forgotten, so they reload without it. Undecodable messages are set aside too.
   A failing dead-letter write is retried like a Store write.
 - On revoke or shutdown: flush, commit, then forget the partitions' sessions.
+- Anything else that goes wrong ends `Sessionizer.run` with the open batch and the sessions
+  in memory discarded; `services.sessionizer.supervisor` logs it and runs the loop again from
+  the committed offsets, where the replay rules above apply.
 """
 
 from __future__ import annotations
@@ -175,11 +178,40 @@ class Sessionizer:
         # a revoke's flush from interleaving with a half-applied poll.
         self._lock = asyncio.Lock()
         self.running = False
+        # When the loop last moved on: committed a batch, or found nothing left to read.
+        # Readiness calls it stuck when work waits and this is too old.
+        self.progress_at = clock()
+        self._crashed = False  # the current run ended in an exception (see `run`)
 
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def wait_stopping(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for `stop`; True if it came."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
+
+    def now(self) -> float:
+        """The worker's clock (`progress_at` is on it)."""
+        return self._clock()
+
+    def busy(self) -> bool:
+        """An open batch waits to be written (events applied, offsets not committed)."""
+        return not self._batch.empty()
+
     async def run(self) -> None:
+        """One run of the loop, until `stop`: from the last committed offsets, with no session
+        in memory and an empty batch. An exception ends it with the open batch and the
+        sessions in memory discarded, never flushed (an exception in the middle of applying a
+        message would otherwise commit its offset unapplied); `Supervisor` runs it again, and
+        what this run applied but did not write is replayed from the committed offsets."""
+        self._discard()
+        self._crashed = False
         consumer = self.transport.consumer(self.group, self._on_assigned, self._on_revoked)
         self._consumer = consumer
         await consumer.start()
@@ -194,11 +226,17 @@ class Sessionizer:
                     async with self._lock:
                         if messages:
                             await self.handle(messages)
+                        else:
+                            self.progress_at = self._clock()  # nothing left to read
                         if self._batch_due():
                             await self.flush()
                             self.sessions.evict_idle(time.monotonic())
                 async with self._lock:
                     await self.flush()
+        except Exception:
+            self._crashed = True
+            self._discard()
+            raise
         finally:
             self.running = False
             try:
@@ -208,6 +246,10 @@ class Sessionizer:
                 await asyncio.gather(counter, return_exceptions=True)
                 if self._dead_letters is not None:
                     await self._dead_letters.close()
+
+    def _discard(self) -> None:
+        self._batch = _Batch()
+        self.sessions.clear()
 
     def _batch_due(self) -> bool:
         if self._batch.empty():
@@ -314,6 +356,7 @@ class Sessionizer:
             await self._set_aside(aside, batch.next_offsets)
         elif self._consumer is not None:
             await self._consumer.commit(batch.next_offsets)
+        self.progress_at = self._clock()
 
     async def _write(self, batch: _Batch) -> None:
         started = time.perf_counter()
@@ -393,6 +436,7 @@ class Sessionizer:
 
     async def _on_revoked(self, partitions: frozenset[int]) -> None:
         async with self._lock:
-            await self.flush()
+            if not self._crashed:  # after a crash there is nothing to flush (see `run`)
+                await self.flush()
             self.sessions.drop_partitions(partitions)
         log.info("revoked partitions %s", sorted(partitions))
