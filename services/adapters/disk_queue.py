@@ -98,6 +98,10 @@ class DiskQueueTransport:
         self._starts: list[int] = [0]  # first offset of each stream, ascending
         self._streams: list[int] = [0]
         self._waiting: list[tuple[bytes, bytes, asyncio.Future[None]]] = []
+        # Why the last publish failed in SQLite (a full disk, say; not one refused as full),
+        # until one succeeds, and when (time.monotonic()): for /readyz.
+        self.write_error = ""
+        self.write_failed_at = 0.0
 
     def describe(self) -> str:
         return f"embedded disk queue {self.path}"
@@ -180,10 +184,12 @@ class DiskQueueTransport:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             error = TransportError(f"embedded queue write failed: {exc}")
+            self.write_error, self.write_failed_at = str(exc), time.monotonic()
             for _, _, done in batch:
                 if not done.done():
                     done.set_exception(error)
             return
+        self.write_error = ""
         self._head = int(last) + 1
         for _, _, done in batch:
             if not done.done():  # a request that was cancelled no longer waits

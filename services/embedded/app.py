@@ -14,8 +14,6 @@ import contextlib
 import logging
 import pathlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.responses import RedirectResponse
@@ -25,44 +23,23 @@ from services.adapters.disk_queue import DiskQueueTransport
 from services.api.app import api_routes
 from services.api.errors import not_found
 from services.core import sites as site_rules
-from services.core.metrics import counter, render
 from services.core.settings import BotFilter, Settings
 from services.core.store import Store
 from services.embedded.admin import admin_routes
 from services.embedded.demo import DEMO_DOMAIN, demo_routes
+from services.embedded.health import metrics, readiness
+from services.embedded.parts import Embedded
 from services.embedded.runtime import Runtime, secret_file
 from services.ingest.app import IngestStats, ingest_routes
 from services.ingest.endpoint import BeaconFastPath, with_fast_beacon_path
-from services.ingest.metrics import ingest_metrics
 from services.ingest.salts import SaltBook
 from services.servers.common import every, health_routes, make_store, stop_tasks
-from services.sessionizer.health import worker_health
-from services.sessionizer.metrics import sessionizer_metrics
 from services.sessionizer.state import stored_watermark
 from services.sessionizer.supervisor import Supervisor
 from services.sessionizer.worker import Sessionizer
 
 log = logging.getLogger("clickport.embedded")
 SITES_REFRESH_SECONDS = 5.0
-
-
-@dataclass
-class Embedded:
-    """The parts of a running embedded app, for the CLI and tests."""
-
-    settings: Settings
-    store: Store
-    transport: DiskQueueTransport
-    known_sites: site_rules.KnownSites
-    ingest_stats: IngestStats
-    sessionizer: Sessionizer
-    supervisor: Supervisor
-    salts: SaltBook | None = None
-    demo_key: str = ""
-    runtime: Runtime | None = None
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    # Starts that found the queue behind the Store (lost writes) and began a new stream.
-    queue_streams_started: int = 0
 
 
 def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> BeaconFastPath:
@@ -169,30 +146,3 @@ def banner(parts: Embedded, runtime: Runtime) -> str:
         f"  try:        curl -H 'x-api-key: {parts.demo_key}' "
         f"'{base}/api/outbound-links?period=today'\n"
     )
-
-
-async def readiness(parts: Embedded) -> tuple[bool, dict[str, Any]]:
-    salts_ready = parts.salts is not None and parts.salts.ready
-    healthy, health = worker_health(parts.supervisor)
-    return healthy and salts_ready, {
-        "mode": "embedded (chosen: one process, disk queue + chDB)",
-        **health,
-        "transport": parts.transport.describe(),
-        "store_engine": parts.store.describe(),
-        "queue_pending": parts.transport.pending(),
-        "queue_streams_started": parts.queue_streams_started,
-        "visitor_salt_days": parts.salts.days() if parts.salts else [],
-        "ingest": {"accepted": parts.ingest_stats.accepted,
-                   "dropped": dict(parts.ingest_stats.dropped),
-                   "rejected": dict(parts.ingest_stats.rejected)},
-        "sessionizer": parts.sessionizer.stats.__dict__,
-    }
-
-
-async def metrics(parts: Embedded) -> bytes:
-    lag = await parts.sessionizer.lag()
-    return render(lambda: ingest_metrics(parts.ingest_stats),
-                  lambda: sessionizer_metrics(parts.supervisor, lag),
-                  lambda: [counter("clickport_queue_streams_started",
-                                   "Starts that found the queue behind the Store (lost writes)",
-                                   parts.queue_streams_started)])

@@ -13,11 +13,12 @@ from typing import Any
 from starlette.applications import Starlette
 
 from services.core.metrics import render
+from services.core.readiness import problems_body, readiness_metrics
 from services.core.settings import Settings
 from services.core.store import Store
 from services.core.transport import Transport
 from services.servers.common import health_routes
-from services.sessionizer.health import worker_health
+from services.sessionizer.health import WORKER_PROBLEMS, worker_details, worker_problems
 from services.sessionizer.metrics import sessionizer_metrics
 from services.sessionizer.supervisor import Supervisor
 from services.sessionizer.worker import Sessionizer
@@ -36,12 +37,10 @@ def build_sessionizer(settings: Settings, transport: Transport, store: Store) ->
 def build_sessionizer_app(settings: Settings, transport: Transport, store: Store) -> Starlette:
     worker = build_sessionizer(settings, transport, store)
     supervisor = Supervisor(worker)
-    holder: dict[str, asyncio.Task[None]] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(supervisor.run(), name="sessionizer")
-        holder["task"] = task
         try:
             yield
         finally:
@@ -54,17 +53,19 @@ def build_sessionizer_app(settings: Settings, transport: Transport, store: Store
             store.close()
 
     async def ready() -> tuple[bool, dict[str, Any]]:
-        task = holder.get("task")
-        alive = task is not None and not task.done()
-        healthy, health = worker_health(supervisor)
-        return alive and healthy, {
-            **health, "transport": transport.describe(), "lag": await worker.lag(),
+        lag = await worker.lag()
+        found = worker_problems(supervisor, lag)
+        return not found, {
+            **problems_body(found), **worker_details(supervisor),
+            "transport": transport.describe(), "lag": lag,
             "sessions_in_memory": len(worker.sessions.states),
             "store_retries": worker.stats.store_retries}
 
     async def metrics() -> bytes:
         lag = await worker.lag()
-        return render(lambda: sessionizer_metrics(supervisor, lag))
+        return render(lambda: sessionizer_metrics(supervisor, lag),
+                      lambda: readiness_metrics(worker_problems(supervisor, lag),
+                                                WORKER_PROBLEMS))
 
     app = Starlette(routes=health_routes(ready, metrics), lifespan=lifespan)
     app.state.sessionizer = worker

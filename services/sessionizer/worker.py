@@ -72,6 +72,10 @@ GC_FIRST_THRESHOLD = 50_000
 # is CPU work on the event loop, which clickport dev shares with ingest: yielding every 256
 # messages (~5-8 ms of work) lets ingest's requests in between, at no cost to throughput.
 _APPLY_SLICE = 256
+# Work waiting (events unread, or a batch not committed) and no commit for this long: the
+# loop is stuck (a Store write retried all along, say). A healthy loop commits every batch
+# timer (1 s) and a backlog batch within seconds.
+STUCK_SECONDS = 60.0
 # Buckets of the batch delay (seconds). A healthy worker writes within a batch timer (1 s)
 # plus its insert; the upper buckets are a backlog being worked off.
 DELAY_BUCKETS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
@@ -151,6 +155,7 @@ class Sessionizer:
         batch_max_seconds: float,
         idle_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        stuck_seconds: float = STUCK_SECONDS,
     ) -> None:
         self.transport = transport
         self.store = store
@@ -181,6 +186,7 @@ class Sessionizer:
         # When the loop last moved on: committed a batch, or found nothing left to read.
         # Readiness calls it stuck when work waits and this is too old.
         self.progress_at = clock()
+        self.stuck_seconds = stuck_seconds
         self._crashed = False  # the current run ended in an exception (see `run`)
 
     def stop(self) -> None:

@@ -113,6 +113,7 @@ def test_clickport_sessionizer_restarts_a_loop_that_cannot_reach_kafka(
 
         body = wait_until(restarted_twice, 60, "the sessionizer loop to be restarted twice")
         assert body["ready"] is False
+        assert "sessionizer_down" in body["problems"]
         assert "Kafka" in body["sessionizer_restarts"]["last_error"]
         metrics = httpx.get(base + "/metrics", timeout=5).text
         assert metric_value(metrics, "clickport_sessionizer_restarts_total") >= 2
