@@ -25,6 +25,7 @@ from services.api.errors import not_found
 from services.core import sites as site_rules
 from services.core.settings import BotFilter, Settings
 from services.core.store import Store
+from services.core.store_damage import CHECK_SECONDS, DamageWatch
 from services.embedded.admin import admin_routes
 from services.embedded.demo import DEMO_DOMAIN, demo_routes
 from services.embedded.health import metrics, readiness
@@ -54,7 +55,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         batch_max_seconds=settings.batch_max_seconds, idle_seconds=settings.session_idle_seconds,
     )
     parts = Embedded(settings, store, transport, known, stats, sessionizer,
-                     Supervisor(sessionizer), runtime=runtime)
+                     Supervisor(sessionizer), DamageWatch(store), runtime=runtime)
     salt = settings.visitor_salt_secret.encode() or secret_file(data_dir, "visitor-salt.secret")
     salts = SaltBook(store, pepper=salt)  # daily random salts in the Store (docs/ingest.md)
     parts.salts = salts
@@ -64,6 +65,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         applied = await asyncio.to_thread(store.migrate)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
+        await asyncio.to_thread(parts.damage.check)
         await salts.refresh()
         await transport.start()
         await asyncio.to_thread(check_queue_head, parts)
@@ -73,7 +75,9 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         parts.tasks = [asyncio.create_task(parts.supervisor.run(), name="sessionizer"),
                        asyncio.create_task(every(SITES_REFRESH_SECONDS,
                                                  lambda: known.reload(store), "sites")),
-                       asyncio.create_task(salts.run(), name="salts")]
+                       asyncio.create_task(salts.run(), name="salts"),
+                       asyncio.create_task(every(CHECK_SECONDS, parts.damage.check,
+                                                 "store damage check"))]
         if runtime is not None:
             print(banner(parts, runtime), flush=True)
         try:

@@ -1,7 +1,8 @@
 """``/readyz`` and ``/metrics`` of ``clickport dev``. Ready means accepted events can reach
 the Store: the queue takes writes and is below its high-water mark, the sessionizer runs and
-moves on, the Store takes its writes (services/sessionizer/health.py), and today's visitor
-salt is loaded. Anything else is a named problem (services/core/readiness.py)."""
+moves on, the Store takes its writes (services/sessionizer/health.py) and has no broken part
+(services/core/store_damage.py), and today's visitor salt is loaded. Anything else is a named
+problem (services/core/readiness.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from services.adapters.disk_queue import DiskQueueTransport
 from services.core.metrics import counter, render
 from services.core.readiness import Problem, problems_body, readiness_metrics
+from services.core.store_damage import STORE_DAMAGED
 from services.embedded.parts import Embedded
 from services.ingest.metrics import ingest_metrics
 from services.sessionizer.health import WORKER_PROBLEMS, worker_details, worker_problems
@@ -19,7 +21,8 @@ from services.sessionizer.metrics import sessionizer_metrics
 QUEUE_UNWRITABLE = "queue_unwritable"
 QUEUE_HIGH_WATER = "queue_high_water"
 VISITOR_SALT_MISSING = "visitor_salt_missing"
-PROBLEMS = (QUEUE_UNWRITABLE, QUEUE_HIGH_WATER, *WORKER_PROBLEMS, VISITOR_SALT_MISSING)
+PROBLEMS = (QUEUE_UNWRITABLE, QUEUE_HIGH_WATER, *WORKER_PROBLEMS, STORE_DAMAGED,
+            VISITOR_SALT_MISSING)
 # Not ready from this share of CLICKPORT_QUEUE_MAX_PENDING on: the sessionizer is behind and
 # ingest will soon answer 503 to everything.
 HIGH_WATER = 0.9
@@ -44,6 +47,8 @@ def queue_problems(queue: DiskQueueTransport) -> list[Problem]:
 def problems(parts: Embedded) -> list[Problem]:
     found = queue_problems(parts.transport)
     found += worker_problems(parts.supervisor, parts.transport.pending())
+    if damaged := parts.damage.problem():
+        found.append(damaged)
     if parts.salts is None or not parts.salts.ready:
         found.append(Problem(VISITOR_SALT_MISSING, "today's visitor salt is not loaded"))
     return found
@@ -74,4 +79,5 @@ async def metrics(parts: Embedded) -> bytes:
                   lambda: [counter("clickport_queue_streams_started",
                                    "Starts that found the queue behind the Store (lost writes)",
                                    parts.queue_streams_started)],
+                  parts.damage.metrics,
                   lambda: readiness_metrics(problems(parts), PROBLEMS))

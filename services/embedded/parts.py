@@ -10,6 +10,7 @@ from services.adapters.disk_queue import DiskQueueTransport
 from services.core import sites as site_rules
 from services.core.settings import Settings
 from services.core.store import Store
+from services.core.store_damage import DamageWatch
 from services.embedded.runtime import Runtime
 from services.ingest.app import IngestStats
 from services.ingest.salts import SaltBook
@@ -28,6 +29,7 @@ class Embedded:
     ingest_stats: IngestStats
     sessionizer: Sessionizer
     supervisor: Supervisor
+    damage: DamageWatch  # broken parts of the Store's tables
     salts: SaltBook | None = None
     demo_key: str = ""
     runtime: Runtime | None = None

@@ -72,6 +72,7 @@ def test_a_read_only_store_and_a_full_queue_are_named_on_readyz(tmp_path: pathli
             assert metric_value(metrics, "clickport_ready") == 0
             assert flagged(metrics, "store_unwritable") == 1
             assert flagged(metrics, "queue_high_water") == 1
+            assert flagged(metrics, "store_damaged") == 0
 
         # Writable again: the retried batch goes in, the queue drains, ready again.
         assert run.wait_until_stored(accepted, seconds=60)
