@@ -135,7 +135,10 @@ async def _on_disk_queue(settings: Settings,
     from services.adapters.disk_queue import DiskQueueTransport
 
     queue = DiskQueueTransport(settings.data_dir / "queue.sqlite3", settings.queue_max_pending)
-    await queue.start()
+    try:
+        await queue.start()
+    except TransportError as exc:
+        raise CliError(f"{exc} (clickport queue check says more)") from None
     try:
         return await _with(queue.dead_letters(), direct)
     finally:

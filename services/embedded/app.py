@@ -4,7 +4,8 @@ Store the settings name: chDB in the data dir (the default) or a ClickHouse serv
 
 Lifespan: open the Store and apply migrations, open the queue, load the sites, make sure the
 demo site exists, start the sessionizer and the site refresher; on shutdown stop the
-sessionizer (it flushes and commits), then close the queue and the Store.
+sessionizer (it flushes and commits), then close the queue and the Store. A queue that cannot
+be opened leaves the rest running (`open_queue`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from services.core import sites as site_rules
 from services.core.settings import BotFilter, Settings
 from services.core.store import Store
 from services.core.store_damage import CHECK_SECONDS, DamageWatch
+from services.core.transport import TransportError
 from services.embedded.admin import admin_routes
 from services.embedded.demo import DEMO_DOMAIN, demo_routes
-from services.embedded.health import metrics, readiness
+from services.embedded.health import QUEUE_REPAIR, metrics, readiness
 from services.embedded.parts import Embedded
 from services.embedded.runtime import Runtime, secret_file
 from services.ingest.app import IngestStats, ingest_routes
@@ -67,25 +69,26 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
             log.info("applied migrations: %s", ", ".join(applied))
         await asyncio.to_thread(parts.damage.check)
         await salts.refresh()
-        await transport.start()
-        await asyncio.to_thread(check_queue_head, parts)
+        queue_usable = await open_queue(parts)
         await asyncio.to_thread(known.reload, store)
         parts.demo_key = await asyncio.to_thread(ensure_demo_site, store, data_dir)
         known.add(DEMO_DOMAIN)
-        parts.tasks = [asyncio.create_task(parts.supervisor.run(), name="sessionizer"),
-                       asyncio.create_task(every(SITES_REFRESH_SECONDS,
+        parts.tasks = [asyncio.create_task(every(SITES_REFRESH_SECONDS,
                                                  lambda: known.reload(store), "sites")),
                        asyncio.create_task(salts.run(), name="salts"),
                        asyncio.create_task(every(CHECK_SECONDS, parts.damage.check,
                                                  "store damage check"))]
+        sessionizing = [asyncio.create_task(parts.supervisor.run(), name="sessionizer")
+                        ] if queue_usable else []
         if runtime is not None:
             print(banner(parts, runtime), flush=True)
         try:
             yield
         finally:
             sessionizer.stop()
-            await asyncio.wait([parts.tasks[0]], timeout=30)
-            await stop_tasks(parts.tasks[1:])
+            if sessionizing:
+                await asyncio.wait(sessionizing, timeout=30)
+            await stop_tasks(parts.tasks)
             await transport.stop()
             store.close()
 
@@ -107,6 +110,26 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
     app.state.embedded = parts
     return with_fast_beacon_path(app)
+
+
+async def open_queue(parts: Embedded) -> bool:
+    """Open the disk queue; False when it is unusable (a damaged file, say). The app then
+    starts without it: the API and the dashboard serve what the Store holds, ingest answers
+    503 ``queue_unusable``, ``/readyz`` names it, and nothing is sessionized, until an operator
+    repairs the file (``clickport queue check|repair``, docs/operations.md)."""
+    transport = parts.transport
+    try:
+        await transport.start()
+        await asyncio.to_thread(check_queue_head, parts)
+    except TransportError as exc:
+        # Without its head checked the queue could hand out offsets stored sessions have
+        # applied (see check_queue_head): not used either.
+        transport.mark_unusable(str(exc))
+        log.error("the embedded queue %s is unusable: %s. The API and the dashboard serve the "
+                  "stored data; ingest answers 503 and nothing is sessionized until it is "
+                  "repaired: %s", transport.path, transport.unusable, QUEUE_REPAIR)
+        return False
+    return True
 
 
 def check_queue_head(parts: Embedded) -> None:

@@ -18,10 +18,11 @@ from services.ingest.metrics import ingest_metrics
 from services.sessionizer.health import WORKER_PROBLEMS, worker_details, worker_problems
 from services.sessionizer.metrics import sessionizer_metrics
 
+QUEUE_UNUSABLE = "queue_unusable"
 QUEUE_UNWRITABLE = "queue_unwritable"
 QUEUE_HIGH_WATER = "queue_high_water"
 VISITOR_SALT_MISSING = "visitor_salt_missing"
-PROBLEMS = (QUEUE_UNWRITABLE, QUEUE_HIGH_WATER, *WORKER_PROBLEMS, STORE_DAMAGED,
+PROBLEMS = (QUEUE_UNUSABLE, QUEUE_UNWRITABLE, QUEUE_HIGH_WATER, *WORKER_PROBLEMS, STORE_DAMAGED,
             VISITOR_SALT_MISSING)
 # Not ready from this share of CLICKPORT_QUEUE_MAX_PENDING on: the sessionizer is behind and
 # ingest will soon answer 503 to everything.
@@ -32,7 +33,13 @@ HIGH_WATER = 0.9
 WRITE_FAILURE_SECONDS = 30.0
 
 
+QUEUE_REPAIR = ("stop clickport dev, run `clickport queue check`, then `clickport queue "
+                "repair` (docs/operations.md, \"A corrupt embedded queue\")")
+
+
 def queue_problems(queue: DiskQueueTransport) -> list[Problem]:
+    if queue.unusable:
+        return [Problem(QUEUE_UNUSABLE, {"error": queue.unusable, "recover": QUEUE_REPAIR})]
     found = []
     if queue.write_error and time.monotonic() - queue.write_failed_at < WRITE_FAILURE_SECONDS:
         found.append(Problem(QUEUE_UNWRITABLE, f"the last publish failed: {queue.write_error}"))
