@@ -55,6 +55,7 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
     sessionizer = Sessionizer(
         transport, store, group="embedded", batch_max_events=settings.batch_max_events,
         batch_max_seconds=settings.batch_max_seconds, idle_seconds=settings.session_idle_seconds,
+        sessions_max_in_memory=settings.sessions_max_in_memory,
     )
     parts = Embedded(settings, store, transport, known, stats, sessionizer,
                      Supervisor(sessionizer), DamageWatch(store), runtime=runtime)

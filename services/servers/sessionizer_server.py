@@ -32,7 +32,8 @@ def build_sessionizer(settings: Settings, transport: Transport, store: Store) ->
     return Sessionizer(transport, store, group=settings.kafka_group,
                        batch_max_events=settings.batch_max_events,
                        batch_max_seconds=settings.batch_max_seconds,
-                       idle_seconds=settings.session_idle_seconds)
+                       idle_seconds=settings.session_idle_seconds,
+                       sessions_max_in_memory=settings.sessions_max_in_memory)
 
 
 def build_sessionizer_app(settings: Settings, transport: Transport, store: Store) -> Starlette:

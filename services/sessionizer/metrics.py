@@ -50,6 +50,11 @@ def sessionizer_metrics(supervisor: Supervisor, lag: int) -> Iterable[Metric]:
                   "Receive-to-stored time of the oldest event of each written batch",
                   worker.batch_delays),
         gauge(p + "sessions_in_memory", "Sessions held in memory", len(worker.sessions.states)),
+        counter(p + "sessions_evicted", "Sessions dropped from memory (reloaded when next "
+                "seen): idle, or past CLICKPORT_SESSIONS_MAX_IN_MEMORY", 0,
+                {k: float(v) for k, v in s.sessions_evicted.items()}, "reason"),
+        counter(p + "sessions_reloaded", "Sessions not in memory reloaded from the Store",
+                s.sessions_reloaded),
         gauge(p + "consumer_lag", "Messages published but not yet consumed", lag),
         counter(p + "restarts", "Times the loop crashed and was started again",
                 supervisor.restarts),

@@ -53,7 +53,7 @@ from services.core.transport import (
     TransportError,
 )
 from services.sessionizer.retry import RetryStreak, retrying
-from services.sessionizer.state import SessionTable, load_sessions
+from services.sessionizer.state import DEFAULT_MAX_IN_MEMORY, SessionTable, load_sessions
 
 log = logging.getLogger("clickport.sessionizer")
 
@@ -107,6 +107,9 @@ class SessionizerStats:
     store_retries: int = 0
     dead_letter_retries: int = 0  # failed writes to the dead-letter place, retried
     dead_lettered: dict[str, int] = field(default_factory=dict)  # messages set aside, by reason
+    # Sessions dropped from memory (they reload when next seen): idle, or past the cap.
+    sessions_evicted: dict[str, int] = field(default_factory=lambda: {"idle": 0, "cap": 0})
+    sessions_reloaded: int = 0  # sessions not in memory found in the Store
     # Wall-clock time from ingest receiving the batch's oldest event to the batch being in
     # the Store: how stale the dashboard was, at worst, for that batch.
     last_batch_delay_seconds: float = 0.0
@@ -156,13 +159,14 @@ class Sessionizer:
         idle_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         stuck_seconds: float = STUCK_SECONDS,
+        sessions_max_in_memory: int = DEFAULT_MAX_IN_MEMORY,
     ) -> None:
         self.transport = transport
         self.store = store
         self.group = group
         self.batch_max_events = batch_max_events
         self.batch_max_seconds = batch_max_seconds
-        self.sessions = SessionTable(idle_seconds)
+        self.sessions = SessionTable(idle_seconds, sessions_max_in_memory)
         self.stats = SessionizerStats()
         self.batch_delays = Histogram(DELAY_BUCKETS)  # last_batch_delay_seconds of each batch
         self.goals: Sequence[Goal] | GoalIndex = ()
@@ -236,7 +240,10 @@ class Sessionizer:
                             self.progress_at = self._clock()  # nothing left to read
                         if self._batch_due():
                             await self.flush()
-                            self.sessions.evict_idle(time.monotonic())
+                            self.stats.sessions_evicted["idle"] += self.sessions.evict_idle(
+                                time.monotonic())
+                        if self.sessions.over_cap():
+                            await self._evict_to_cap()
                 async with self._lock:
                     await self.flush()
         except Exception:
@@ -252,6 +259,13 @@ class Sessionizer:
                 await asyncio.gather(counter, return_exceptions=True)
                 if self._dead_letters is not None:
                     await self._dead_letters.close()
+
+    async def _evict_to_cap(self) -> None:
+        """Past the cap: flush first, so that every session in memory has its newest state in
+        the Store (a session evicted with state not written yet would reload older, and its
+        next event would apply to that), then evict the least recently touched."""
+        await self.flush()
+        self.stats.sessions_evicted["cap"] += self.sessions.evict_least_recent()
 
     def _discard(self) -> None:
         self._batch = _Batch()
@@ -302,6 +316,7 @@ class Sessionizer:
             now = time.monotonic()
             for key, state in loaded.items():
                 self.sessions.put(key, partition_of[key], state, now)
+            self.stats.sessions_reloaded += len(loaded)
         now = time.monotonic()  # one touch time for the poll: one float, not one per session
         for i, (message, event) in enumerate(zip(messages, events, strict=True)):
             if i and i % _APPLY_SLICE == 0:
