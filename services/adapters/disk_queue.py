@@ -163,7 +163,8 @@ class DiskQueueTransport:
 
     def failed(self, what: str, exc: sqlite3.Error) -> TransportError:
         """The error to raise for a failed statement; a damaged file makes the queue unusable."""
-        if getattr(exc, "sqlite_errorcode", None) in _DAMAGED:
+        # sqlite_errorcode is the extended code; its low byte is the primary one.
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED:
             return self.mark_unusable(str(exc))
         return TransportError(f"embedded queue {what} failed: {exc}")
 

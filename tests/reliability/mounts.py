@@ -74,20 +74,18 @@ def read_only(path: pathlib.Path) -> Iterator[None]:
 def fill(directory: pathlib.Path, name: str = "filler") -> pathlib.Path:
     """Write a file in ``directory`` until its file system has no space left."""
     filler = directory / name
-    block = b"\0" * 65536
+    size = 1 << 20
     with open(filler, "wb", buffering=0) as out:
-        while True:
+        while size >= 512:
             try:
-                written = out.write(block)
+                written = out.write(b"\0" * size)
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
-                block = block[: len(block) // 2]
-                if len(block) < 512:
-                    break
+                size //= 2
                 continue
-            if written is not None and written < len(block):
-                block = block[: len(block) // 2] or b"\0"
+            if not written or written < size:  # a short write: nearly full
+                size //= 2
     with contextlib.suppress(OSError):
         os.sync()
     return filler

@@ -115,55 +115,59 @@ def test_a_corrupt_queue_leaves_the_api_up_and_repair_salvages_what_is_readable(
     logs.mkdir()
     queue = data_dir / "queue.sqlite3"
     dev = DevProcess(data_dir, logs, CLICKPORT_BATCH_MAX_SECONDS="0.1",
-                     CLICKPORT_RATE_LIMIT_PER_MINUTE="0").start()
-    assert post_clicks(dev, "stored", STORED) == [202] * STORED
-    assert wait_for(lambda: stored_clicks(dev) == STORED)
-    dev.stop()
-    asyncio.run(write_waiting(queue))
-    lost = destroy_a_waiting_page(queue)
-    assert 0 < lost < PENDING
+                     CLICKPORT_RATE_LIMIT_PER_MINUTE="0")
+    try:
+        dev.start()
+        assert post_clicks(dev, "stored", STORED) == [202] * STORED
+        assert wait_for(lambda: stored_clicks(dev) == STORED)
+        dev.stop()
+        asyncio.run(write_waiting(queue))
+        lost = destroy_a_waiting_page(queue)
+        assert 0 < lost < PENDING
 
-    assert_unusable_with_the_api_up(dev, STORED)
-    check = clickport(data_dir, "queue", "check")
-    assert check.returncode == 1, check
-    assert "damaged" in check.stdout and "integrity_check:" in check.stdout
-    readable = f"{PENDING - lost} of {PENDING} unconsumed messages, 1 dead letters"
-    assert readable in check.stdout, check.stdout
+        assert_unusable_with_the_api_up(dev, STORED)
+        check = clickport(data_dir, "queue", "check")
+        assert check.returncode == 1, check
+        assert "damaged" in check.stdout and "integrity_check:" in check.stdout
+        readable = f"{PENDING - lost} of {PENDING} unconsumed messages, 1 dead letters"
+        assert readable in check.stdout, check.stdout
 
-    repair = clickport(data_dir, "queue", "repair")
-    assert repair.returncode == 0, repair
-    assert readable in repair.stdout and f"{lost} unconsumed messages could not be read" in (
-        repair.stdout)
-    assert [p.name for p in data_dir.glob("queue.sqlite3.corrupt-*")], repair.stdout
-    recheck = clickport(data_dir, "queue", "check")
-    assert recheck.returncode == 0 and ": ok" in recheck.stdout, recheck
+        repair = clickport(data_dir, "queue", "repair")
+        assert repair.returncode == 0, repair
+        assert readable in repair.stdout and f"{lost} unconsumed messages could not be read" in (
+            repair.stdout)
+        assert [p.name for p in data_dir.glob("queue.sqlite3.corrupt-*")], repair.stdout
+        recheck = clickport(data_dir, "queue", "check")
+        assert recheck.returncode == 0 and ": ok" in recheck.stdout, recheck
 
-    dev.start()
-    assert post_clicks(dev, "new", NEW) == [202] * NEW
-    expected = STORED + PENDING - lost + NEW
-    assert wait_for(lambda: stored_clicks(dev) == expected, 30), stored_clicks(dev)
-    assert dev.readyz()["problems"] == []
-    letters = clickport(data_dir, "dlq", "list")
-    assert letters.returncode == 0 and "1 dead letters pending" in letters.stdout, letters
-    dev.stop()
-    with stopped_store(data_dir) as store:
-        rows = store.query("SELECT count() AS n, uniqExact(event_id) AS ids, "
-                           "countIf(click_url LIKE '%/waiting/%') AS waiting FROM events")[0]
-    assert (int(rows["n"]), int(rows["ids"]), int(rows["waiting"])) == (
-        expected, expected, PENDING - lost)
+        dev.start()
+        assert post_clicks(dev, "new", NEW) == [202] * NEW
+        expected = STORED + PENDING - lost + NEW
+        assert wait_for(lambda: stored_clicks(dev) == expected, 30), stored_clicks(dev)
+        assert dev.readyz()["problems"] == []
+        letters = clickport(data_dir, "dlq", "list")
+        assert letters.returncode == 0 and "1 dead letters pending" in letters.stdout, letters
+        dev.stop()
+        with stopped_store(data_dir) as store:
+            rows = store.query("SELECT count() AS n, uniqExact(event_id) AS ids, "
+                               "countIf(click_url LIKE '%/waiting/%') AS waiting FROM events")[0]
+        assert (int(rows["n"]), int(rows["ids"]), int(rows["waiting"])) == (
+            expected, expected, PENDING - lost)
 
-    # The first page: the header and the schema, what stopped the start as found.
-    with open(queue, "r+b") as file:
-        file.write(random.Random(8).randbytes(4096))
-    assert_unusable_with_the_api_up(dev, expected)
-    check = clickport(data_dir, "queue", "check")
-    assert check.returncode == 1 and "file is not a database" in check.stdout, check
-    repair = clickport(data_dir, "queue", "repair")
-    assert repair.returncode == 0 and "0 unconsumed messages" in repair.stdout, repair
-    dev.start()
-    assert post_clicks(dev, "after", 1) == [202]
-    assert wait_for(lambda: stored_clicks(dev) == expected + 1, 30), stored_clicks(dev)
-    dev.stop()
+        # The first page: the header and the schema, what stopped the start as found.
+        with open(queue, "r+b") as file:
+            file.write(random.Random(8).randbytes(4096))
+        assert_unusable_with_the_api_up(dev, expected)
+        check = clickport(data_dir, "queue", "check")
+        assert check.returncode == 1 and "file is not a database" in check.stdout, check
+        repair = clickport(data_dir, "queue", "repair")
+        assert repair.returncode == 0 and "0 unconsumed messages" in repair.stdout, repair
+        dev.start()
+        assert post_clicks(dev, "after", 1) == [202]
+        assert wait_for(lambda: stored_clicks(dev) == expected + 1, 30), stored_clicks(dev)
+        dev.stop()
+    finally:
+        dev.stop()  # also when an assertion failed: no process left behind
 
 
 def assert_unusable_with_the_api_up(dev: DevProcess, stored: int) -> None:
