@@ -102,8 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=run_keys_revoke)
 
     from services.dead_letter_commands import add_commands  # it imports this module's helpers
+    from services.queue_commands import add_commands as add_queue_commands
 
     add_commands(commands)
+    add_queue_commands(commands)
     return parser
 
 

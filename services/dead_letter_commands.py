@@ -135,7 +135,10 @@ async def _on_disk_queue(settings: Settings,
     from services.servers.common import make_disk_queue
 
     queue = make_disk_queue(settings)
-    await queue.start()
+    try:
+        await queue.start()
+    except TransportError as exc:
+        raise CliError(f"{exc} (clickport queue check says more)") from None
     try:
         return await _with(queue.dead_letters(), direct)
     finally:

@@ -16,6 +16,11 @@ seen, so new messages, from the current head on, go on a new stream, while the m
 already in the file keep the stream they were written under (``queue_identity`` holds one row
 per stream with its first offset).
 
+A file SQLite finds damaged (at start every page is checked with ``PRAGMA quick_check``;
+later, any statement that meets a corrupt page) makes the queue *unusable*: every call then
+raises `QueueUnusable`, so ingest answers 503 ``queue_unusable`` and nothing is consumed,
+until an operator repairs it (``clickport queue repair``, services/adapters/disk_queue_repair.py).
+
 Dead letters live in the same file (table ``dead_letters``), so setting messages aside
 commits the group's offset in the same SQLite transaction, and a replay inserts into
 ``messages`` and deletes from ``dead_letters`` in one transaction: neither can happen twice
@@ -38,6 +43,7 @@ from services.core.transport import (
     AssignmentCallback,
     DeadLetter,
     Message,
+    QueueUnusable,
     SetAside,
     TransportError,
     TransportFull,
@@ -56,7 +62,7 @@ _ROWS_PER_INSERT = 64  # one statement per up to 64 messages; each size stays pr
 # and smaller reads cost the sessionizer a session reload query per poll.)
 _PRUNE_SLICE = 2_000
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     offset INTEGER PRIMARY KEY AUTOINCREMENT,
     key BLOB NOT NULL,
@@ -81,9 +87,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 """
 # A file made before streams could change has one identity row without a first offset.
-_STREAM_FIRST_OFFSET = ("ALTER TABLE queue_identity "
+ADD_STREAM_FIRST_OFFSET = ("ALTER TABLE queue_identity "
                         "ADD COLUMN first_offset INTEGER NOT NULL DEFAULT 0")
 _NO_LIMIT = 2**63 - 1  # the largest SQLite integer: "every entry"
+# SQLite's result codes for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB). Others (a full
+# disk, a lock) say nothing about the file and may pass.
+_DAMAGED = frozenset({11, 26})
 
 
 class DiskQueueTransport:
@@ -99,21 +108,43 @@ class DiskQueueTransport:
         self._starts: list[int] = [0]  # first offset of each stream, ascending
         self._streams: list[int] = [0]
         self._waiting: list[tuple[bytes, bytes, asyncio.Future[None]]] = []
+        # Why the last publish failed in SQLite (a full disk, say; not one refused as full),
+        # until one succeeds, and when (time.monotonic()): for /readyz.
+        self.write_error = ""
+        self.write_failed_at = 0.0
+        self.unusable = ""  # why the file cannot be used (see the module docstring), if so
 
     def describe(self) -> str:
         return f"embedded disk queue {self.path}"
 
     async def start(self) -> None:
+        """Open the file; raises `QueueUnusable` when SQLite cannot use it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self.mark_unusable(str(exc)) from exc
+        try:
+            self._open(db)
+        except sqlite3.Error as exc:
+            db.close()
+            self._db = None
+            raise self.mark_unusable(str(exc)) from exc
+
+    def _open(self, db: sqlite3.Connection) -> None:
         db.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a commit is durable across process death; FULL adds an fsync of the
         # WAL per commit, for power loss (CLICKPORT_QUEUE_SYNC, docs/delivery.md).
         db.execute(f"PRAGMA synchronous={'FULL' if self.full_sync else 'NORMAL'}")
-        db.executescript(_SCHEMA)
+        # Every page, once per start: a damaged page found later would stop the sessionizer
+        # at that message after ingest had gone on accepting events into the file.
+        found = [str(row[0]) for row in db.execute("PRAGMA quick_check(5)")]
+        if found != ["ok"]:
+            raise sqlite3.DatabaseError("quick_check: " + "; ".join(found))
+        db.executescript(SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(queue_identity)")}
         if "first_offset" not in columns:
-            db.execute(_STREAM_FIRST_OFFSET)
+            db.execute(ADD_STREAM_FIRST_OFFSET)
         if db.execute("SELECT 1 FROM queue_identity").fetchone() is None:
             db.execute("INSERT INTO queue_identity (id, first_offset) VALUES (?, 0)",
                        (uuid.uuid4().hex,))
@@ -128,6 +159,18 @@ class DiskQueueTransport:
         (first,) = db.execute("SELECT MIN(offset) FROM messages").fetchone()
         self._tail = low if low is not None else (first if first is not None else self._head)
 
+    def mark_unusable(self, why: str) -> QueueUnusable:
+        """From now on every call raises the returned error (see the module docstring)."""
+        self.unusable = self.unusable or why
+        return QueueUnusable(f"embedded queue {self.path} is unusable: {self.unusable}")
+
+    def failed(self, what: str, exc: sqlite3.Error) -> TransportError:
+        """The error to raise for a failed statement; a damaged file makes the queue unusable."""
+        # sqlite_errorcode is the extended code; its low byte is the primary one.
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED:
+            return self.mark_unusable(str(exc))
+        return TransportError(f"embedded queue {what} failed: {exc}")
+
     def pending(self) -> int:
         return self._head - self._tail
 
@@ -139,9 +182,12 @@ class DiskQueueTransport:
     def new_stream(self) -> int:
         """Put messages from the current head on a new stream (the file lost writes: see the
         module docstring); returns its id."""
-        self._require_open().execute(
-            "INSERT INTO queue_identity (id, first_offset) VALUES (?, ?)",
-            (uuid.uuid4().hex, self._head))
+        try:
+            self._require_open().execute(
+                "INSERT INTO queue_identity (id, first_offset) VALUES (?, ?)",
+                (uuid.uuid4().hex, self._head))
+        except sqlite3.Error as exc:
+            raise self.failed("new stream", exc) from exc
         self._load_streams()
         return self.stream
 
@@ -182,11 +228,13 @@ class DiskQueueTransport:
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            error = TransportError(f"embedded queue write failed: {exc}")
+            error = self.failed("write", exc)
+            self.write_error, self.write_failed_at = str(exc), time.monotonic()
             for _, _, done in batch:
                 if not done.done():
                     done.set_exception(error)
             return
+        self.write_error = ""
         self._head = int(last) + 1
         for _, _, done in batch:
             if not done.done():  # a request that was cancelled no longer waits
@@ -207,6 +255,8 @@ class DiskQueueTransport:
             self._db = None
 
     def _require_open(self) -> sqlite3.Connection:
+        if self.unusable:
+            raise self.mark_unusable(self.unusable)
         if self._db is None:
             raise TransportError("embedded queue is not open")
         return self._db
@@ -282,10 +332,12 @@ class DiskQueueConsumer:
         return self._read(max_records)
 
     def _read(self, max_records: int) -> list[Message]:
-        rows = self._queue._require_open().execute(
-            "SELECT offset, key, value FROM messages WHERE offset >= ? ORDER BY offset LIMIT ?",
-            (self._position, max_records),
-        ).fetchall()
+        try:
+            rows = self._queue._require_open().execute(
+                "SELECT offset, key, value FROM messages WHERE offset >= ? ORDER BY offset "
+                "LIMIT ?", (self._position, max_records)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._queue.failed("read", exc) from exc
         if not rows:
             return []
         self._position = rows[-1][0] + 1
@@ -299,9 +351,12 @@ class DiskQueueConsumer:
     async def commit(self, offsets: Mapping[int, int]) -> None:
         if PARTITION not in offsets:
             return
-        self._queue._record_commit(self._queue._require_open(), self._group,
-                                   offsets[PARTITION])
-        self._queue._read_tail()
+        try:
+            self._queue._record_commit(self._queue._require_open(), self._group,
+                                       offsets[PARTITION])
+            self._queue._read_tail()
+        except sqlite3.Error as exc:
+            raise self._queue.failed("commit", exc) from exc
         self._commits += 1
         if self._commits % _PRUNE_EVERY_COMMITS == 0 and not self._pruning:
             self._pruning = True
@@ -314,11 +369,14 @@ class DiskQueueConsumer:
         """Delete the messages every group has consumed, `_PRUNE_SLICE` at a time."""
         db = self._queue._require_open()
         while True:
-            (first,) = db.execute("SELECT MIN(offset) FROM messages").fetchone()
-            if first is None or first >= self._queue._tail:
-                return
-            db.execute("DELETE FROM messages WHERE offset < ?",
-                       (min(self._queue._tail, first + _PRUNE_SLICE),))
+            try:
+                (first,) = db.execute("SELECT MIN(offset) FROM messages").fetchone()
+                if first is None or first >= self._queue._tail:
+                    return
+                db.execute("DELETE FROM messages WHERE offset < ?",
+                           (min(self._queue._tail, first + _PRUNE_SLICE),))
+            except sqlite3.Error as exc:
+                raise self._queue.failed("prune", exc) from exc
             await asyncio.sleep(0)
 
     async def stop(self) -> None:
@@ -346,7 +404,7 @@ class DiskQueueDeadLetters:
             if PARTITION in offsets:
                 self._queue._record_commit(db, group, offsets[PARTITION])
 
-        self._transaction("set aside messages", work)
+        self._transaction("set-aside", work)
         if PARTITION in offsets:
             self._queue._read_tail()
 
@@ -369,7 +427,7 @@ class DiskQueueDeadLetters:
             db.execute("DELETE FROM dead_letters WHERE id <= ?", (last,))
             return int(moved), int(newest)
 
-        moved, newest = self._transaction("replay dead letters", work)
+        moved, newest = self._transaction("dead-letter replay", work)
         if moved:
             self._queue._head = newest + 1
             self._queue._arrived.set()  # the consumer may be waiting in poll
@@ -377,7 +435,7 @@ class DiskQueueDeadLetters:
 
     async def drop(self, upto: int | None = None) -> int:
         last = _NO_LIMIT if upto is None else upto
-        return self._transaction("drop dead letters", lambda db: int(db.execute(
+        return self._transaction("dead-letter drop", lambda db: int(db.execute(
             "DELETE FROM dead_letters WHERE id <= ?", (last,)).rowcount))
 
     async def close(self) -> None:
@@ -387,7 +445,7 @@ class DiskQueueDeadLetters:
         try:
             return self._queue._require_open().execute(sql, params)
         except sqlite3.Error as exc:
-            raise TransportError(f"embedded queue read failed: {exc}") from exc
+            raise self._queue.failed("read", exc) from exc
 
     def _transaction(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
         db = self._queue._require_open()
@@ -398,5 +456,5 @@ class DiskQueueDeadLetters:
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            raise TransportError(f"embedded queue could not {what}: {exc}") from exc
+            raise self._queue.failed(what, exc) from exc
         return result

@@ -22,18 +22,23 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def counter(name: str, doc: str, value: float,
             labelled: Mapping[str, float] | None = None, label: str = "") -> Metric:
-    family = CounterMetricFamily(name, doc, labels=[label] if labelled is not None else None)
+    return _family(CounterMetricFamily, name, doc, value, labelled, label)
+
+
+def gauge(name: str, doc: str, value: float,
+          labelled: Mapping[str, float] | None = None, label: str = "") -> Metric:
+    return _family(GaugeMetricFamily, name, doc, value, labelled, label)
+
+
+def _family(kind: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str, doc: str,
+            value: float, labelled: Mapping[str, float] | None, label: str) -> Metric:
+    """One unlabelled series of ``value``, or one per key of ``labelled`` under ``label``."""
+    family = kind(name, doc, labels=[label] if labelled is not None else None)
     if labelled is None:
         family.add_metric([], value)
     else:
-        for key, count in sorted(labelled.items()):
-            family.add_metric([key], count)
-    return family
-
-
-def gauge(name: str, doc: str, value: float) -> Metric:
-    family = GaugeMetricFamily(name, doc)
-    family.add_metric([], value)
+        for key, level in sorted(labelled.items()):
+            family.add_metric([key], level)
     return family
 
 

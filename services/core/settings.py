@@ -125,6 +125,7 @@ class Settings:
     batch_max_events: int = 20_000  # so the 1 s timer, not the size, sets the insert rate
     batch_max_seconds: float = 1.0
     session_idle_seconds: int = 1800
+    sessions_max_in_memory: int = 200_000  # past it the least recently touched are evicted
     bot_filter: BotFilter = BotFilter.ON
     rate_limit_per_minute: int = 60
     rate_limit_max_clients: int = 100_000  # clients per minute; new ones past it share a budget
@@ -178,6 +179,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "batch_max_events": _int(1, 1_000_000),
     "batch_max_seconds": _float(0.01, 60.0),
     "session_idle_seconds": _int(1, 7 * 86400),
+    "sessions_max_in_memory": _int(10, 100_000_000),
     "bot_filter": _enum(BotFilter),
     "rate_limit_per_minute": _int(0, 10_000_000),
     "rate_limit_max_clients": _int(1, 100_000_000),

@@ -63,6 +63,12 @@ TRANSIENT_CODES = frozenset({
     999, 1000,  # KEEPER_EXCEPTION, POCO_EXCEPTION (file system and network errors)
 })
 _CODE = re.compile(r"\bCode: (\d+)")
+# STD_EXCEPTION: a C++ exception the engine passes on. A file system error among them (chDB's
+# data made read-only, permissions taken away, the disk full) is the disk's state, not the
+# statement's, so it is transient like NOT_ENOUGH_SPACE; any other stays permanent.
+STD_EXCEPTION = 1001
+_FILE_SYSTEM = re.compile(r"filesystem error|Read-only file system|Permission denied|"
+                          r"No space left on device|Disk quota exceeded")
 
 
 def store_error(message: str, code: int | None = None) -> StoreError:
@@ -72,6 +78,8 @@ def store_error(message: str, code: int | None = None) -> StoreError:
     if code is None and (found := _CODE.search(message)):
         code = int(found.group(1))
     if code is None or code in TRANSIENT_CODES:
+        return StoreUnavailable(message)
+    if code == STD_EXCEPTION and _FILE_SYSTEM.search(message):
         return StoreUnavailable(message)
     return StoreRejected(message)
 

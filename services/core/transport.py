@@ -21,9 +21,18 @@ from typing import Protocol
 class TransportError(RuntimeError):
     """The transport failed; ingest answers 503 and the event is not acknowledged."""
 
+    reason = ""  # a name ingest's 503 gives when there is one to give
+
 
 class TransportFull(TransportError):
     """The bounded queue is full (the consumer is behind or stopped)."""
+
+
+class QueueUnusable(TransportError):
+    """The embedded queue file cannot be used (corrupt, or unreadable): nothing is published
+    to it or consumed from it until an operator repairs it (``clickport queue repair``)."""
+
+    reason = "queue_unusable"
 
 
 @dataclass(frozen=True, slots=True)

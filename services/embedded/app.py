@@ -4,7 +4,8 @@ Store the settings name: chDB in the data dir (the default) or a ClickHouse serv
 
 Lifespan: open the Store and apply migrations, open the queue, load the sites, make sure the
 demo site exists, start the sessionizer and the site refresher; on shutdown stop the
-sessionizer (it flushes and commits), then close the queue and the Store.
+sessionizer (it flushes and commits), then close the queue and the Store. A queue that cannot
+be opened leaves the rest running (`open_queue`).
 """
 
 from __future__ import annotations
@@ -14,26 +15,25 @@ import contextlib
 import logging
 import pathlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-from services.adapters.disk_queue import DiskQueueTransport
 from services.api.app import api_routes
 from services.api.errors import not_found
 from services.core import sites as site_rules
-from services.core.metrics import counter, render
 from services.core.settings import BotFilter, Settings
 from services.core.store import Store
+from services.core.store_damage import CHECK_SECONDS, DamageWatch
+from services.core.transport import TransportError
 from services.embedded.admin import admin_routes
 from services.embedded.demo import DEMO_DOMAIN, demo_routes
+from services.embedded.health import QUEUE_REPAIR, metrics, readiness
+from services.embedded.parts import Embedded
 from services.embedded.runtime import Runtime, secret_file
 from services.ingest.app import IngestStats, ingest_routes
 from services.ingest.endpoint import BeaconFastPath, with_fast_beacon_path
-from services.ingest.metrics import ingest_metrics
 from services.ingest.salts import SaltBook
 from services.servers.common import (
     every,
@@ -42,31 +42,12 @@ from services.servers.common import (
     make_store,
     stop_tasks,
 )
-from services.sessionizer.health import worker_health
-from services.sessionizer.metrics import sessionizer_metrics
 from services.sessionizer.state import stored_watermark
+from services.sessionizer.supervisor import Supervisor
 from services.sessionizer.worker import Sessionizer
 
 log = logging.getLogger("clickport.embedded")
 SITES_REFRESH_SECONDS = 5.0
-
-
-@dataclass
-class Embedded:
-    """The parts of a running embedded app, for the CLI and tests."""
-
-    settings: Settings
-    store: Store
-    transport: DiskQueueTransport
-    known_sites: site_rules.KnownSites
-    ingest_stats: IngestStats
-    sessionizer: Sessionizer
-    salts: SaltBook | None = None
-    demo_key: str = ""
-    runtime: Runtime | None = None
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    # Starts that found the queue behind the Store (lost writes) and began a new stream.
-    queue_streams_started: int = 0
 
 
 def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> BeaconFastPath:
@@ -79,8 +60,10 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
     sessionizer = Sessionizer(
         transport, store, group="embedded", batch_max_events=settings.batch_max_events,
         batch_max_seconds=settings.batch_max_seconds, idle_seconds=settings.session_idle_seconds,
+        sessions_max_in_memory=settings.sessions_max_in_memory,
     )
-    parts = Embedded(settings, store, transport, known, stats, sessionizer, runtime=runtime)
+    parts = Embedded(settings, store, transport, known, stats, sessionizer,
+                     Supervisor(sessionizer), DamageWatch(store), runtime=runtime)
     salt = settings.visitor_salt_secret.encode() or secret_file(data_dir, "visitor-salt.secret")
     salts = SaltBook(store, pepper=salt)  # daily random salts in the Store (docs/ingest.md)
     parts.salts = salts
@@ -90,24 +73,28 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
         applied = await asyncio.to_thread(store.migrate)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
+        await asyncio.to_thread(parts.damage.check)
         await salts.refresh()
-        await transport.start()
-        await asyncio.to_thread(check_queue_head, parts)
+        queue_usable = await open_queue(parts)
         await asyncio.to_thread(known.reload, store)
         parts.demo_key = await asyncio.to_thread(ensure_demo_site, store, data_dir)
         known.add(DEMO_DOMAIN)
-        parts.tasks = [asyncio.create_task(sessionizer.run(), name="sessionizer"),
-                       asyncio.create_task(every(SITES_REFRESH_SECONDS,
+        parts.tasks = [asyncio.create_task(every(SITES_REFRESH_SECONDS,
                                                  lambda: known.reload(store), "sites")),
-                       asyncio.create_task(salts.run(), name="salts")]
+                       asyncio.create_task(salts.run(), name="salts"),
+                       asyncio.create_task(every(CHECK_SECONDS, parts.damage.check,
+                                                 "store damage check"))]
+        sessionizing = [asyncio.create_task(parts.supervisor.run(), name="sessionizer")
+                        ] if queue_usable else []
         if runtime is not None:
             print(banner(parts, runtime), flush=True)
         try:
             yield
         finally:
             sessionizer.stop()
-            await asyncio.wait([parts.tasks[0]], timeout=30)
-            await stop_tasks(parts.tasks[1:])
+            if sessionizing:
+                await asyncio.wait(sessionizing, timeout=30)
+            await stop_tasks(parts.tasks)
             await transport.stop()
             store.close()
 
@@ -130,6 +117,26 @@ def build_embedded_app(settings: Settings, runtime: Runtime | None = None) -> Be
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
     app.state.embedded = parts
     return with_fast_beacon_path(app)
+
+
+async def open_queue(parts: Embedded) -> bool:
+    """Open the disk queue; False when it is unusable (a damaged file, say). The app then
+    starts without it: the API and the dashboard serve what the Store holds, ingest answers
+    503 ``queue_unusable``, ``/readyz`` names it, and nothing is sessionized, until an operator
+    repairs the file (``clickport queue check|repair``, docs/operations.md)."""
+    transport = parts.transport
+    try:
+        await transport.start()
+        await asyncio.to_thread(check_queue_head, parts)
+    except TransportError as exc:
+        # Without its head checked the queue could hand out offsets stored sessions have
+        # applied (see check_queue_head): not used either.
+        transport.mark_unusable(str(exc))
+        log.error("the embedded queue %s is unusable: %s. The API and the dashboard serve the "
+                  "stored data; ingest answers 503 and nothing is sessionized until it is "
+                  "repaired: %s", transport.path, transport.unusable, QUEUE_REPAIR)
+        return False
+    return True
 
 
 def check_queue_head(parts: Embedded) -> None:
@@ -173,30 +180,3 @@ def banner(parts: Embedded, runtime: Runtime) -> str:
         f"  try:        curl -H 'x-api-key: {parts.demo_key}' "
         f"'{base}/api/outbound-links?period=today'\n"
     )
-
-
-async def readiness(parts: Embedded) -> tuple[bool, dict[str, Any]]:
-    salts_ready = parts.salts is not None and parts.salts.ready
-    healthy, health = worker_health(parts.sessionizer)
-    return healthy and salts_ready, {
-        "mode": "embedded (chosen: one process, disk queue + chDB)",
-        **health,
-        "transport": parts.transport.describe(),
-        "store_engine": parts.store.describe(),
-        "queue_pending": parts.transport.pending(),
-        "queue_streams_started": parts.queue_streams_started,
-        "visitor_salt_days": parts.salts.days() if parts.salts else [],
-        "ingest": {"accepted": parts.ingest_stats.accepted,
-                   "dropped": dict(parts.ingest_stats.dropped),
-                   "rejected": dict(parts.ingest_stats.rejected)},
-        "sessionizer": parts.sessionizer.stats.__dict__,
-    }
-
-
-async def metrics(parts: Embedded) -> bytes:
-    lag = await parts.sessionizer.lag()
-    return render(lambda: ingest_metrics(parts.ingest_stats),
-                  lambda: sessionizer_metrics(parts.sessionizer, lag),
-                  lambda: [counter("clickport_queue_streams_started",
-                                   "Starts that found the queue behind the Store (lost writes)",
-                                   parts.queue_streams_started)])

@@ -120,7 +120,7 @@ class BeaconEndpoint:
             await self.transport.publish(result.sid.encode(), encode_event(result))
         except TransportError as exc:
             return self._unavailable(f"publish failed: {exc}",
-                                     "event queue unavailable, retry later")
+                                     "event queue unavailable, retry later", exc.reason)
         self.stats.accepted += 1
         self.stats.published += 1
         return 202, ACCEPTED, _ACCEPTED_HEADERS
@@ -144,10 +144,11 @@ class BeaconEndpoint:
         body = orjson.dumps(payload)
         return status, body, _headers(body)
 
-    def _unavailable(self, cause: str, message: str) -> tuple[int, bytes, Headers]:
+    def _unavailable(self, cause: str, message: str, reason: str = ""
+                     ) -> tuple[int, bytes, Headers]:
         self.stats.unavailable += 1
         self._unavailable_log.report(cause)  # cause never holds the IP
-        body = orjson.dumps({"error": message})
+        body = orjson.dumps({"error": message, "reason": reason} if reason else {"error": message})
         return 503, body, _headers(body, (b"retry-after", b"5"))
 
 

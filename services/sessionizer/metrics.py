@@ -1,6 +1,7 @@
 """The sessionizer's Prometheus metrics (O3): consumed, written, batch size, insert latency,
 batch delay (freshness), retries and how long the current streak of them has lasted, dead
-letters (set aside by reason, and pending), sessions in memory and consumer lag."""
+letters (set aside by reason, and pending), sessions in memory, consumer lag and restarts
+of the loop after a crash."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from prometheus_client.core import Metric
 
 from services.core.dead_letters import REASONS
 from services.core.metrics import counter, gauge, histogram
-from services.sessionizer.worker import Sessionizer
+from services.sessionizer.supervisor import Supervisor
 
 
-def sessionizer_metrics(worker: Sessionizer, lag: int) -> Iterable[Metric]:
+def sessionizer_metrics(supervisor: Supervisor, lag: int) -> Iterable[Metric]:
+    worker = supervisor.worker
     s = worker.stats
     p = "clickport_sessionizer_"
     dead_lettered = {reason: float(s.dead_lettered.get(reason, 0)) for reason in REASONS}
@@ -48,5 +50,12 @@ def sessionizer_metrics(worker: Sessionizer, lag: int) -> Iterable[Metric]:
                   "Receive-to-stored time of the oldest event of each written batch",
                   worker.batch_delays),
         gauge(p + "sessions_in_memory", "Sessions held in memory", len(worker.sessions.states)),
+        counter(p + "sessions_evicted", "Sessions dropped from memory (reloaded when next "
+                "seen): idle, or past CLICKPORT_SESSIONS_MAX_IN_MEMORY", 0,
+                {k: float(v) for k, v in s.sessions_evicted.items()}, "reason"),
+        counter(p + "sessions_reloaded", "Sessions not in memory reloaded from the Store",
+                s.sessions_reloaded),
         gauge(p + "consumer_lag", "Messages published but not yet consumed", lag),
+        counter(p + "restarts", "Times the loop crashed and was started again",
+                supervisor.restarts),
     ]

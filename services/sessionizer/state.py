@@ -1,8 +1,15 @@
 """In-memory session state for the partitions this worker owns, reloaded from the Store on a
-miss (after idle eviction, a restart or a rebalance) so a session is never restarted."""
+miss (after an eviction, a restart or a rebalance) so a session is never restarted.
+
+Two evictions bound the table: sessions untouched for ``idle_seconds`` (`evict_idle`), and,
+past ``max_in_memory`` sessions, the least recently touched down to `EVICT_TO` of it
+(`evict_least_recent`). Either is safe only for sessions whose newest state is in the Store:
+the worker calls both right after a flush (services/sessionizer/worker.py).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -14,6 +21,10 @@ from services.core.store import Store
 
 SessionKey = tuple[str, str]  # (site, session id)
 _RELOAD_CHUNK = 10_000
+# Past the cap, evict down to this share of it: one eviction (and the flush before it) per
+# tenth of the cap of new sessions, not one per poll.
+EVICT_TO = 0.9
+DEFAULT_MAX_IN_MEMORY = 200_000
 
 
 class _Entry(msgspec.Struct, gc=False):
@@ -28,6 +39,7 @@ class _Entry(msgspec.Struct, gc=False):
 @dataclass
 class SessionTable:
     idle_seconds: float
+    max_in_memory: int = DEFAULT_MAX_IN_MEMORY
     states: dict[SessionKey, _Entry] = field(default_factory=dict)
     _next_sweep: float = field(default=0.0, init=False, repr=False)
 
@@ -44,6 +56,10 @@ class SessionTable:
 
     def missing(self, keys: Iterable[SessionKey]) -> set[SessionKey]:
         return {key for key in keys if key not in self.states}
+
+    def clear(self) -> None:
+        self.states.clear()
+        self._next_sweep = 0.0
 
     def forget(self, keys: Iterable[SessionKey]) -> None:
         """Drop these sessions (they reload from the Store when next seen)."""
@@ -63,6 +79,32 @@ class SessionTable:
         self._next_sweep = now + self.idle_seconds / 10
         limit = now - self.idle_seconds
         stale = [key for key, entry in self.states.items() if entry.touched_at < limit]
+        for key in stale:
+            del self.states[key]
+        return len(stale)
+
+
+    def over_cap(self) -> bool:
+        return len(self.states) > self.max_in_memory
+
+    def evict_least_recent(self) -> int:
+        """Forget the least recently touched sessions down to `EVICT_TO` of the cap; returns
+        how many. A poll's sessions share one touch time, so there are few distinct times:
+        counted, they give the newest time that goes; among the sessions touched then, the
+        ones first put in go first."""
+        excess = len(self.states) - int(self.max_in_memory * EVICT_TO)
+        if excess <= 0:
+            return 0
+        counts = Counter(entry.touched_at for entry in self.states.values())
+        cut, older = 0.0, 0  # the newest time that goes; how many were touched before it
+        for touched in sorted(counts):
+            if older + counts[touched] >= excess:
+                cut = touched
+                break
+            older += counts[touched]
+        stale = [key for key, entry in self.states.items() if entry.touched_at < cut]
+        stale += [key for key, entry in self.states.items()
+                  if entry.touched_at == cut][:excess - older]
         for key in stale:
             del self.states[key]
         return len(stale)

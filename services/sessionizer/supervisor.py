@@ -1,55 +1,69 @@
-"""Keeps the sessionizer running: a crash of its loop (an error nobody foresaw, say an SQLite
-error from the queue's commit on a full disk) is logged with its traceback, counted, and the
-loop started again after a backoff, instead of ending the task silently while ingest goes on
-answering 2xx until the queue is full.
+"""Keeps the sessionizer loop running. An exception nobody foresaw (an SQLite error from the
+queue's commit on a full disk, a Kafka consumer that cannot start) used to end the task
+silently while ingest went on answering 2xx until the queue was full. Now it is logged with
+its traceback, counted (``clickport_sessionizer_restarts_total``, ``/readyz``), and the loop
+is run again after a backoff.
 
-A restarted loop begins from the last committed offsets with no session in memory, so what
-the crashed loop had applied but not written is replayed and applied once (docs/delivery.md).
+`Sessionizer.run` starts from the last committed offsets with no session in memory and an
+empty batch, and a crashed run discards its open batch, so what it had applied but not
+written is replayed and applied once (docs/delivery.md, "Crash windows"): a replay the Store
+already holds is skipped by its session's watermark, the rest is applied to the reloaded state.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import Any
+
+from services.core.store import error_summary
+from services.sessionizer.worker import Sessionizer
 
 log = logging.getLogger("clickport.sessionizer")
 
-FIRST_BACKOFF, MAX_BACKOFF = 0.5, 30.0
-# A loop that ran this long before crashing counts as healthy: the backoff starts over.
-HEALTHY_SECONDS = 60.0
+FIRST_BACKOFF, MAX_BACKOFF = 0.5, 10.0
 
 
-@dataclass
-class Supervision:
-    restarts: int = 0
-    last_error: str = ""
-    last_crash_at: float = 0.0  # time.time() of the last crash, 0 if none
+class Supervisor:
+    """Runs ``worker``'s loop until it is stopped, and again after every crash."""
 
+    def __init__(self, worker: Sessionizer) -> None:
+        self.worker = worker
+        self.restarts = 0
+        self.last_error = ""
+        self.last_crash_at: float | None = None  # on the worker's clock
+        self.started = False
 
-async def supervise(run: Callable[[], Awaitable[None]], state: Supervision,
-                    stopping: Callable[[], bool]) -> None:
-    """Run ``run`` until it returns with ``stopping()`` true; restart it after a crash."""
-    backoff = FIRST_BACKOFF
-    while True:
-        started = time.monotonic()
-        try:
-            await run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # whatever it was, the loop must come back
-            state.restarts += 1
-            state.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            state.last_crash_at = time.time()
-            if time.monotonic() - started >= HEALTHY_SECONDS:
-                backoff = FIRST_BACKOFF
-            log.exception("the sessionizer loop crashed (restart %d in %.1f s)",
-                          state.restarts, backoff)
-            await asyncio.sleep(backoff)
+    async def run(self) -> None:
+        self.started = True
+        backoff = FIRST_BACKOFF
+        while True:
+            try:
+                await self.worker.run()
+            except Exception as exc:  # whatever it was, the loop must come back
+                if self.worker.stopping:
+                    log.exception("the sessionizer loop crashed while stopping")
+                    return
+                if self.last_crash_at is not None and self.worker.progress_at > self.last_crash_at:
+                    backoff = FIRST_BACKOFF  # it got going in between: not the same fault
+                self.restarts += 1
+                self.last_error = error_summary(f"{type(exc).__name__}: {exc}")[:500]
+                self.last_crash_at = self.worker.now()
+                log.exception("the sessionizer loop crashed; restart %d in %.1f s, from the last "
+                              "committed offsets", self.restarts, backoff)
+            else:
+                if self.worker.stopping:
+                    return
+                log.error("the sessionizer loop ended without being stopped; restarting it")
+            if await self.worker.wait_stopping(backoff):
+                return
             backoff = min(backoff * 2, MAX_BACKOFF)
-            continue
-        if stopping():
-            return
-        log.error("the sessionizer loop ended without being stopped; starting it again")
+
+    def recovering(self) -> bool:
+        """The loop crashed and has not moved on since (restarting, or crashing again)."""
+        return self.last_crash_at is not None and self.worker.progress_at <= self.last_crash_at
+
+    def describe(self) -> dict[str, Any]:
+        crashed = self.last_crash_at
+        since = None if crashed is None else round(self.worker.now() - crashed, 1)
+        return {"count": self.restarts, "last_error": self.last_error,
+                "seconds_since_last": since}

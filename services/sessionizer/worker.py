@@ -12,6 +12,9 @@ Delivery (docs/delivery.md has the argument):
   sessions are forgotten, so they reload without it. Undecodable messages are set aside too.
   A failing dead-letter write is retried like a Store write.
 - On revoke or shutdown: flush, commit, then forget the partitions' sessions.
+- Anything else that goes wrong ends `Sessionizer.run` with the open batch and the sessions
+  in memory discarded; `services.sessionizer.supervisor` logs it and runs the loop again from
+  the committed offsets, where the replay rules above apply.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from services.core.transport import (
     TransportError,
 )
 from services.sessionizer.retry import RetryStreak, retrying
-from services.sessionizer.state import SessionTable, load_sessions
+from services.sessionizer.state import DEFAULT_MAX_IN_MEMORY, SessionTable, load_sessions
 
 log = logging.getLogger("clickport.sessionizer")
 
@@ -69,6 +72,10 @@ GC_FIRST_THRESHOLD = 50_000
 # is CPU work on the event loop, which clickport dev shares with ingest: yielding every 256
 # messages (~5-8 ms of work) lets ingest's requests in between, at no cost to throughput.
 _APPLY_SLICE = 256
+# Work waiting (events unread, or a batch not committed) and no commit for this long: the
+# loop is stuck (a Store write retried all along, say). A healthy loop commits every batch
+# timer (1 s) and a backlog batch within seconds.
+STUCK_SECONDS = 60.0
 # Buckets of the batch delay (seconds). A healthy worker writes within a batch timer (1 s)
 # plus its insert; the upper buckets are a backlog being worked off.
 DELAY_BUCKETS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
@@ -100,6 +107,9 @@ class SessionizerStats:
     store_retries: int = 0
     dead_letter_retries: int = 0  # failed writes to the dead-letter place, retried
     dead_lettered: dict[str, int] = field(default_factory=dict)  # messages set aside, by reason
+    # Sessions dropped from memory (they reload when next seen): idle, or past the cap.
+    sessions_evicted: dict[str, int] = field(default_factory=lambda: {"idle": 0, "cap": 0})
+    sessions_reloaded: int = 0  # sessions not in memory found in the Store
     # Wall-clock time from ingest receiving the batch's oldest event to the batch being in
     # the Store: how stale the dashboard was, at worst, for that batch.
     last_batch_delay_seconds: float = 0.0
@@ -148,13 +158,15 @@ class Sessionizer:
         batch_max_seconds: float,
         idle_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        stuck_seconds: float = STUCK_SECONDS,
+        sessions_max_in_memory: int = DEFAULT_MAX_IN_MEMORY,
     ) -> None:
         self.transport = transport
         self.store = store
         self.group = group
         self.batch_max_events = batch_max_events
         self.batch_max_seconds = batch_max_seconds
-        self.sessions = SessionTable(idle_seconds)
+        self.sessions = SessionTable(idle_seconds, sessions_max_in_memory)
         self.stats = SessionizerStats()
         self.batch_delays = Histogram(DELAY_BUCKETS)  # last_batch_delay_seconds of each batch
         self.goals: Sequence[Goal] | GoalIndex = ()
@@ -175,11 +187,41 @@ class Sessionizer:
         # a revoke's flush from interleaving with a half-applied poll.
         self._lock = asyncio.Lock()
         self.running = False
+        # When the loop last moved on: committed a batch, or found nothing left to read.
+        # Readiness calls it stuck when work waits and this is too old.
+        self.progress_at = clock()
+        self.stuck_seconds = stuck_seconds
+        self._crashed = False  # the current run ended in an exception (see `run`)
 
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def wait_stopping(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for `stop`; True if it came."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
+
+    def now(self) -> float:
+        """The worker's clock (`progress_at` is on it)."""
+        return self._clock()
+
+    def busy(self) -> bool:
+        """An open batch waits to be written (events applied, offsets not committed)."""
+        return not self._batch.empty()
+
     async def run(self) -> None:
+        """One run of the loop, until `stop`: from the last committed offsets, with no session
+        in memory and an empty batch. An exception ends it with the open batch and the
+        sessions in memory discarded, never flushed (an exception in the middle of applying a
+        message would otherwise commit its offset unapplied); `Supervisor` runs it again, and
+        what this run applied but did not write is replayed from the committed offsets."""
+        self._discard()
+        self._crashed = False
         consumer = self.transport.consumer(self.group, self._on_assigned, self._on_revoked)
         self._consumer = consumer
         await consumer.start()
@@ -194,11 +236,20 @@ class Sessionizer:
                     async with self._lock:
                         if messages:
                             await self.handle(messages)
+                        else:
+                            self.progress_at = self._clock()  # nothing left to read
                         if self._batch_due():
                             await self.flush()
-                            self.sessions.evict_idle(time.monotonic())
+                            self.stats.sessions_evicted["idle"] += self.sessions.evict_idle(
+                                time.monotonic())
+                        if self.sessions.over_cap():
+                            await self._evict_to_cap()
                 async with self._lock:
                     await self.flush()
+        except Exception:
+            self._crashed = True
+            self._discard()
+            raise
         finally:
             self.running = False
             try:
@@ -208,6 +259,17 @@ class Sessionizer:
                 await asyncio.gather(counter, return_exceptions=True)
                 if self._dead_letters is not None:
                     await self._dead_letters.close()
+
+    async def _evict_to_cap(self) -> None:
+        """Past the cap: flush first, so that every session in memory has its newest state in
+        the Store (a session evicted with state not written yet would reload older, and its
+        next event would apply to that), then evict the least recently touched."""
+        await self.flush()
+        self.stats.sessions_evicted["cap"] += self.sessions.evict_least_recent()
+
+    def _discard(self) -> None:
+        self._batch = _Batch()
+        self.sessions.clear()
 
     def _batch_due(self) -> bool:
         if self._batch.empty():
@@ -254,6 +316,7 @@ class Sessionizer:
             now = time.monotonic()
             for key, state in loaded.items():
                 self.sessions.put(key, partition_of[key], state, now)
+            self.stats.sessions_reloaded += len(loaded)
         now = time.monotonic()  # one touch time for the poll: one float, not one per session
         for i, (message, event) in enumerate(zip(messages, events, strict=True)):
             if i and i % _APPLY_SLICE == 0:
@@ -314,6 +377,7 @@ class Sessionizer:
             await self._set_aside(aside, batch.next_offsets)
         elif self._consumer is not None:
             await self._consumer.commit(batch.next_offsets)
+        self.progress_at = self._clock()
 
     async def _write(self, batch: _Batch) -> None:
         started = time.perf_counter()
@@ -393,6 +457,7 @@ class Sessionizer:
 
     async def _on_revoked(self, partitions: frozenset[int]) -> None:
         async with self._lock:
-            await self.flush()
+            if not self._crashed:  # after a crash there is nothing to flush (see `run`)
+                await self.flush()
             self.sessions.drop_partitions(partitions)
         log.info("revoked partitions %s", sorted(partitions))

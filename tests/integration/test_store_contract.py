@@ -248,3 +248,24 @@ def test_typed_columns_arrive_exactly(store: Store) -> None:
     rows = store.query("SELECT toString(day) AS day FROM visitor_salts WHERE salt = {s:String}",
                        {"s": salt})
     assert rows == [{"day": "2100-01-02"}]
+
+
+def test_broken_parts_are_looked_for_on_either_store_and_a_detached_part_is_not_one(
+        store: Store) -> None:
+    """`DamageWatch`'s query runs on both engines' ``system.detached_parts``; a part an
+    operator detached (reason empty) is not damage. (A broken part needs the engine to start
+    on a damaged file: tests/reliability/test_store_damage.py, on chDB.)"""
+    from services.core.store_damage import DamageWatch
+
+    store.execute("CREATE TABLE IF NOT EXISTS damage_probe (n UInt32) ENGINE = MergeTree "
+                  "ORDER BY n")
+    store.execute("INSERT INTO damage_probe VALUES (1)")
+    part = store.query("SELECT name FROM system.parts WHERE database = currentDatabase() "
+                       "AND table = 'damage_probe' AND active")[0]["name"]
+    store.execute(f"ALTER TABLE damage_probe DETACH PART '{part}'")
+    assert store.query("SELECT name, reason FROM system.detached_parts WHERE database = "
+                       "currentDatabase() AND table = 'damage_probe'") == [
+        {"name": part, "reason": ""}]
+    watch = DamageWatch(store)
+    watch.check()
+    assert (watch.parts, watch.check_failed, watch.problem()) == ((), "", None)

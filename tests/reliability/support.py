@@ -140,17 +140,20 @@ class DevProcess:
         self.stderr_path = logs_dir / "dev.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90.0) -> DevProcess:
+    def start(self, timeout: float = 90.0, *, ready: bool = True) -> DevProcess:
+        """Start it and wait until ``/readyz`` is 200 (``ready=False``: until it serves,
+        ``/healthz`` 200, for a start that is meant not to be ready)."""
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "services.cli", "dev", "--port", str(self.port)],
                 cwd=ROOT, env=self.env, stdout=out, stderr=err)
         deadline = time.monotonic() + timeout
+        path = "/readyz" if ready else "/healthz"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"clickport dev exited: {self.logs()[-2000:]}")
             try:
-                if httpx.get(self.base + "/readyz", timeout=2).status_code == 200:
+                if httpx.get(self.base + path, timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -163,6 +166,9 @@ class DevProcess:
     def readyz(self) -> dict[str, Any]:
         response = httpx.get(self.base + "/readyz", timeout=10)
         return dict(response.json())
+
+    def get(self, path: str, **headers: str) -> httpx.Response:
+        return httpx.get(self.base + path, headers=headers, timeout=10)
 
     def stop(self) -> int | None:
         """Graceful stop (SIGTERM: flush, commit); returns the exit code."""
