@@ -48,27 +48,29 @@ def test_new_events_after_lost_queue_writes_are_all_stored(tmp_path: pathlib.Pat
     older = tmp_path / "queue-older.sqlite3"
 
     dev = DevProcess(data_dir, logs, **env).start()
-    assert post_round(dev, sids, 1) == SESSIONS
-    assert wait_for(lambda: written(dev) == SESSIONS)
-    with sqlite3.connect(queue) as source, sqlite3.connect(older) as copy:
-        source.backup(copy)  # the older copy: round 1 only
-    for round_no in (2, 3):
-        assert post_round(dev, sids, round_no) == SESSIONS
-    assert wait_for(lambda: written(dev) == 3 * SESSIONS)
-    assert dev.proc is not None
-    dev.proc.send_signal(signal.SIGKILL)
-    dev.proc.wait(10)
-    for leftover in (queue, queue.with_name(queue.name + "-wal"),
-                     queue.with_name(queue.name + "-shm")):
-        leftover.unlink(missing_ok=True)
-    older.rename(queue)
+    try:
+        assert post_round(dev, sids, 1) == SESSIONS
+        assert wait_for(lambda: written(dev) == SESSIONS)
+        with sqlite3.connect(queue) as source, sqlite3.connect(older) as copy:
+            source.backup(copy)  # the older copy: round 1 only
+        for round_no in (2, 3):
+            assert post_round(dev, sids, round_no) == SESSIONS
+        assert wait_for(lambda: written(dev) == 3 * SESSIONS)
+        assert dev.proc is not None
+        dev.proc.send_signal(signal.SIGKILL)
+        dev.proc.wait(10)
+        for leftover in (queue, queue.with_name(queue.name + "-wal"),
+                         queue.with_name(queue.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        older.rename(queue)
 
-    dev.start()
-    assert dev.readyz()["queue_streams_started"] == 1
-    for round_no in (4, 5):
-        assert post_round(dev, sids, round_no) == SESSIONS
-    assert wait_for(lambda: written(dev) == 2 * SESSIONS)
-    dev.stop()  # SIGTERM: flush, commit
+        dev.start()
+        assert dev.readyz()["queue_streams_started"] == 1
+        for round_no in (4, 5):
+            assert post_round(dev, sids, round_no) == SESSIONS
+        assert wait_for(lambda: written(dev) == 2 * SESSIONS)
+    finally:
+        dev.stop()  # SIGTERM: flush, commit (also when an assertion failed)
     assert "lost writes" in dev.logs()
 
     with stopped_store(data_dir) as store:
